@@ -55,3 +55,4 @@ pub use policy::{
     Validated, Version,
 };
 pub use request::{Context, Principal, PrincipalKind, Request, Tags, Values};
+pub use value::iso8601;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use portcullis_iam::{
-    Context, Decision, Explanation, Policy, PolicyKind, PolicySet, Principal, Request,
+    iso8601, Context, Decision, Explanation, Policy, PolicyKind, PolicySet, Principal, Request,
     StatementOutcome, Tags,
 };
 use serde_json::{json, Value};
@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long = "resource-tag", value_name = "KEY=VALUE", value_parser = key_value)]
     resource_tags: Vec<(String, String)>,
     /// Another request key, KEY=VALUE (repeatable; repeat a key for a multivalued key),
-    /// e.g. aws:SourceIp=203.0.113.7 or aws:CurrentTime=2026-01-01T00:00:00Z.
+    /// e.g. aws:SourceIp=203.0.113.7. aws:CurrentTime and aws:EpochTime default to now.
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = key_value)]
     context: Vec<(String, String)>,
     /// Print the decision and explanation as JSON.
@@ -145,6 +145,24 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             [one] => context.insert(key, one.clone()),
             _ => context.insert_values(key, values),
         }
+    }
+    // As IAM's simulator does, the request happens now unless the caller says otherwise.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    if !args
+        .context
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("aws:CurrentTime"))
+    {
+        context.insert("aws:CurrentTime", iso8601(now));
+    }
+    if !args
+        .context
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("aws:EpochTime"))
+    {
+        context.insert("aws:EpochTime", now.to_string());
     }
     let req = Request::new(&principal, &args.action, &args.resource)
         .with_resource_tags(&tags)
