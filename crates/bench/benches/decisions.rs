@@ -26,8 +26,9 @@
 //! * `seed-3-abac`: same, with `StringEquals aws:ResourceTag/Project =
 //!   ${aws:PrincipalTag/Project}`. Allowed: Project=test; denied:
 //!   Project=prod.
-//! * `bulk-1000-statements`: 1,000 Allow statements in 10 attached policies of
-//!   100 statements each; each statement has concrete actions and one
+//! * `bulk-1000-statements`: 1,000 Allow statements in 25 attached policies of
+//!   40 statements each (every document within IAM's 6,144-character managed
+//!   policy quota); each statement has concrete actions and one
 //!   resource: 200 × `ssm:SendCommand` on distinct instance ARNs, 200 ×
 //!   `ec2:Reboot/Stop/StartInstances` on distinct instance ARNs (100 of them
 //!   with `StringEquals aws:ResourceTag/Team`), 200 × `s3:GetObject/PutObject`
@@ -36,6 +37,12 @@
 //!   `ssm:StartSession` on instance `i-0885b2e35926f1fb3`. Allowed: that
 //!   instance; denied: `i-0123456789abcdef0` (no statement grants it, so
 //!   every engine has to rule out all 1,000).
+//! * `bulk-1000-same-action` (a stress case beyond the four asked for): 1,000
+//!   Allow statements in 25 policies that *all* grant `ssm:StartSession`, so
+//!   an engine that indexes statements by action (ours does) cannot skip
+//!   any: 899 on distinct instance ARNs, 100 on `instance/*` with
+//!   `StringEquals ssm:resourceTag/Project = proj-N` (never matching), and
+//!   the last on `i-0885b2e35926f1fb3`. Same allowed/denied requests.
 //!
 //! What is timed: only the decision call, on policies parsed/compiled and a
 //! request built before the timed loop —
@@ -178,11 +185,28 @@ fn fmt_time(ns: Option<f64>) -> String {
     }
 }
 
+/// Cores available to this process and, where /proc/cpuinfo says, the CPU model.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("{cores} cores, {model}")
+}
+
 /// Print a Markdown table of this run's results (for BENCHMARKS.md).
 fn print_summary(scenarios: &[Scenario], mistakes: &PeerMistakes, since: SystemTime) {
     let dir = criterion_dir();
     println!();
     println!("## Summary (criterion point estimate per decision; † = decided wrongly)");
+    println!();
+    println!("machine: {}", machine());
     println!();
     println!("| case | {OURS} | {CEDAR} | {IAMRS} | ours ÷ faster peer | goal | met |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");

@@ -99,8 +99,10 @@ pub const READ_ONLY_LIKE_ACTIONS: &[&str] = &[
 
 /// Number of statements in the large scenario.
 pub const BULK_STATEMENTS: usize = 1_000;
-/// The large scenario's statements are split into this many attached policies.
-pub const BULK_POLICIES: usize = 10;
+/// The large scenario's statements are split into this many attached policies
+/// (40 statements each, so that every document stays within IAM's 6,144
+/// character quota for a managed policy, which portcullis-iam enforces).
+pub const BULK_POLICIES: usize = 25;
 
 /// A failure while building a scenario for an engine (never expected; the
 /// benchmark treats it as fatal).
@@ -517,16 +519,89 @@ pub fn seed3() -> Scenario {
     }
 }
 
-/// One generated Allow statement of the large scenario.
+/// A `StringEquals` condition on one resource tag, in both languages.
+struct TagCondition {
+    /// IAM condition key (`aws:ResourceTag/Team`, `ssm:resourceTag/Project`).
+    iam_key: &'static str,
+    /// The tag it reads (`Team`, `Project`).
+    tag: &'static str,
+    /// The required value.
+    value: String,
+}
+
+/// One generated Allow statement of a large scenario.
 struct BulkStatement {
     sid: String,
     actions: Vec<String>,
     resource: String,
-    /// `StringEquals` on `aws:ResourceTag/Team`.
-    team: Option<String>,
+    condition: Option<TagCondition>,
 }
 
-/// The statements of the large scenario, in attachment order. The shape
+impl BulkStatement {
+    fn new(i: usize, actions: &[&str], resource: String) -> Self {
+        Self {
+            sid: format!("S{i:04}"),
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            resource,
+            condition: None,
+        }
+    }
+
+    fn with_condition(mut self, iam_key: &'static str, tag: &'static str, value: String) -> Self {
+        self.condition = Some(TagCondition {
+            iam_key,
+            tag,
+            value,
+        });
+        self
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "Sid": self.sid,
+            "Effect": "Allow",
+            "Action": self.actions,
+            "Resource": self.resource,
+        });
+        if let (Some(c), Some(obj)) = (&self.condition, v.as_object_mut()) {
+            obj.insert(
+                "Condition".to_owned(),
+                serde_json::json!({"StringEquals": {c.iam_key: c.value}}),
+            );
+        }
+        v
+    }
+
+    fn to_cedar(&self, subject: &Subject) -> String {
+        let actions: Vec<&str> = self.actions.iter().map(String::as_str).collect();
+        let extra: Vec<String> = self
+            .condition
+            .iter()
+            .flat_map(|c| {
+                [
+                    format!("resource.hasTag({})", cedar_str(c.tag)),
+                    format!(
+                        "resource.getTag({}) == {}",
+                        cedar_str(c.tag),
+                        cedar_str(&c.value)
+                    ),
+                ]
+            })
+            .collect();
+        cedar_permit(subject, &actions, &self.resource, &extra)
+    }
+}
+
+/// A distinct instance ARN for statement `i` (`prefix` keeps the two large
+/// scenarios' instances apart).
+fn bulk_instance(prefix: u64, i: usize) -> String {
+    format!(
+        "arn:aws:ec2:ap-northeast-1:{ACCOUNT}:instance/i-{:017x}",
+        (prefix << 56) + i as u64
+    )
+}
+
+/// The statements of `bulk-1000-statements`, in attachment order. The shape
 /// (statement `i`, 0-based, of [`BULK_STATEMENTS`]):
 ///
 /// * the last one (`i == 999`): `ssm:StartSession` on [`ALLOWED_INSTANCE`] —
@@ -545,120 +620,100 @@ struct BulkStatement {
 ///
 /// All actions are concrete (no wildcards), so the Cedar translation is one
 /// `permit` per statement without action groups.
-fn bulk_statements() -> Vec<BulkStatement> {
-    let mut out = Vec::with_capacity(BULK_STATEMENTS);
-    for i in 0..BULK_STATEMENTS {
-        let sid = format!("S{i:04}");
-        let instance = format!(
-            "arn:aws:ec2:ap-northeast-1:{ACCOUNT}:instance/i-{:017x}",
-            0x0a00_0000_0000_0000_u64 + i as u64
-        );
-        let stmt = if i + 1 == BULK_STATEMENTS {
-            BulkStatement {
-                sid,
-                actions: vec![START_SESSION.to_owned()],
-                resource: ALLOWED_INSTANCE.to_owned(),
-                team: None,
+fn mixed_statements() -> Vec<BulkStatement> {
+    (0..BULK_STATEMENTS)
+        .map(|i| {
+            if i + 1 == BULK_STATEMENTS {
+                return BulkStatement::new(i, &[START_SESSION], ALLOWED_INSTANCE.to_owned());
             }
-        } else {
             match i % 5 {
-                0 => BulkStatement {
-                    sid,
-                    actions: vec!["ssm:SendCommand".to_owned()],
-                    resource: instance,
-                    team: None,
-                },
-                1 => BulkStatement {
-                    sid,
-                    actions: vec![
-                        "ec2:RebootInstances".to_owned(),
-                        "ec2:StopInstances".to_owned(),
-                        "ec2:StartInstances".to_owned(),
-                    ],
-                    resource: instance,
-                    team: (i % 10 == 1).then(|| format!("team-{}", i % 7)),
-                },
-                2 => BulkStatement {
-                    sid,
-                    actions: vec!["s3:GetObject".to_owned(), "s3:PutObject".to_owned()],
-                    resource: format!("arn:aws:s3:::bucket-{i}/*"),
-                    team: None,
-                },
-                3 => BulkStatement {
-                    sid,
-                    actions: vec![format!("svc{}:Action{i}", i % 40)],
-                    resource: format!("arn:aws:svc{}:ap-northeast-1:{ACCOUNT}:thing/{i}", i % 40),
-                    team: None,
-                },
-                _ => BulkStatement {
-                    sid,
-                    actions: vec![
-                        "ssm:GetParameter".to_owned(),
-                        "ssm:GetParameters".to_owned(),
-                    ],
-                    resource: format!("arn:aws:ssm:ap-northeast-1:{ACCOUNT}:parameter/app{i}/*"),
-                    team: None,
-                },
+                0 => BulkStatement::new(i, &["ssm:SendCommand"], bulk_instance(0x0a, i)),
+                1 => {
+                    let s = BulkStatement::new(
+                        i,
+                        &[
+                            "ec2:RebootInstances",
+                            "ec2:StopInstances",
+                            "ec2:StartInstances",
+                        ],
+                        bulk_instance(0x0a, i),
+                    );
+                    if i % 10 == 1 {
+                        s.with_condition("aws:ResourceTag/Team", "Team", format!("team-{}", i % 7))
+                    } else {
+                        s
+                    }
+                }
+                2 => BulkStatement::new(
+                    i,
+                    &["s3:GetObject", "s3:PutObject"],
+                    format!("arn:aws:s3:::bucket-{i}/*"),
+                ),
+                3 => BulkStatement::new(
+                    i,
+                    &[format!("svc{}:Action{i}", i % 40).as_str()],
+                    format!("arn:aws:svc{}:ap-northeast-1:{ACCOUNT}:thing/{i}", i % 40),
+                ),
+                _ => BulkStatement::new(
+                    i,
+                    &["ssm:GetParameter", "ssm:GetParameters"],
+                    format!("arn:aws:ssm:ap-northeast-1:{ACCOUNT}:parameter/app{i}/*"),
+                ),
             }
-        };
-        out.push(stmt);
-    }
-    out
+        })
+        .collect()
 }
 
-/// The large scenario: [`BULK_STATEMENTS`] Allow statements in
-/// [`BULK_POLICIES`] attached policies (see `bulk_statements` for the shape).
-/// Allowed: StartSession on [`ALLOWED_INSTANCE`] (granted by the last
-/// statement). Denied: StartSession on [`OTHER_INSTANCE`] (granted by none).
-#[must_use]
-pub fn bulk_1000() -> Scenario {
+/// The statements of `bulk-1000-same-action`: every one of the
+/// [`BULK_STATEMENTS`] grants `ssm:StartSession`, so indexing statements by
+/// action cannot skip any of them (a stress case beyond the brief's
+/// scenarios):
+///
+/// * the last one (`i == 999`): on [`ALLOWED_INSTANCE`];
+/// * `i % 10 == 5` (100 statements): on `instance/*` with
+///   `StringEquals ssm:resourceTag/Project = proj-<i>` (no request's
+///   instance has such a tag);
+/// * the other 899: each on its own instance ARN (`instance/i-0b...<i>`).
+fn same_action_statements() -> Vec<BulkStatement> {
+    (0..BULK_STATEMENTS)
+        .map(|i| {
+            if i + 1 == BULK_STATEMENTS {
+                BulkStatement::new(i, &[START_SESSION], ALLOWED_INSTANCE.to_owned())
+            } else if i % 10 == 5 {
+                BulkStatement::new(i, &[START_SESSION], INSTANCE_PATTERN.to_owned()).with_condition(
+                    "ssm:resourceTag/Project",
+                    "Project",
+                    format!("proj-{i}"),
+                )
+            } else {
+                BulkStatement::new(i, &[START_SESSION], bulk_instance(0x0b, i))
+            }
+        })
+        .collect()
+}
+
+/// A large scenario from generated statements, split into [`BULK_POLICIES`]
+/// attached policies. Allowed: StartSession on [`ALLOWED_INSTANCE`] (granted
+/// by the last statement only). Denied: StartSession on [`OTHER_INSTANCE`]
+/// (granted by none). Both instances are tagged `Project=test`,
+/// `Team=team-1`.
+fn bulk_scenario(id: &'static str, summary: String, stmts: &[BulkStatement]) -> Scenario {
     let subject = Subject::test_user_a();
-    let stmts = bulk_statements();
-    let per_policy = BULK_STATEMENTS.div_ceil(BULK_POLICIES);
+    let per_policy = stmts.len().div_ceil(BULK_POLICIES).max(1);
     let mut iam_policies = Vec::with_capacity(BULK_POLICIES);
     let mut cedar = String::new();
     for (p, chunk) in stmts.chunks(per_policy).enumerate() {
-        let statements: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|s| {
-                let mut v = serde_json::json!({
-                    "Sid": s.sid,
-                    "Effect": "Allow",
-                    "Action": s.actions,
-                    "Resource": s.resource,
-                });
-                if let (Some(team), Some(obj)) = (&s.team, v.as_object_mut()) {
-                    obj.insert(
-                        "Condition".to_owned(),
-                        serde_json::json!({"StringEquals": {"aws:ResourceTag/Team": team}}),
-                    );
-                }
-                v
-            })
-            .collect();
+        let statements: Vec<serde_json::Value> = chunk.iter().map(BulkStatement::to_json).collect();
         let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements});
-        iam_policies.push((format!("bulk-{p:02}"), doc.to_string()));
+        iam_policies.push((format!("{id}-{p:02}"), doc.to_string()));
         for s in chunk {
-            let actions: Vec<&str> = s.actions.iter().map(String::as_str).collect();
-            let extra: Vec<String> = s
-                .team
-                .iter()
-                .flat_map(|team| {
-                    [
-                        "resource.hasTag(\"Team\")".to_owned(),
-                        format!("resource.getTag(\"Team\") == {}", cedar_str(team)),
-                    ]
-                })
-                .collect();
-            cedar.push_str(&cedar_permit(&subject, &actions, &s.resource, &extra));
+            cedar.push_str(&s.to_cedar(&subject));
         }
     }
     let tags = [("Project", "test"), ("Team", "team-1")];
     Scenario {
-        id: "bulk-1000-statements",
-        summary: format!(
-            "{BULK_STATEMENTS} Allow statements in {BULK_POLICIES} policies; StartSession granted by 1"
-        ),
+        id,
+        summary,
         iam_policies,
         cedar_policies: cedar,
         cedar_action_groups: Vec::new(),
@@ -678,10 +733,44 @@ pub fn bulk_1000() -> Scenario {
     }
 }
 
+/// `bulk-1000-statements`: [`BULK_STATEMENTS`] Allow statements over many
+/// actions and services, one of which grants StartSession (shape:
+/// `mixed_statements`).
+#[must_use]
+pub fn bulk_1000() -> Scenario {
+    bulk_scenario(
+        "bulk-1000-statements",
+        format!(
+            "{BULK_STATEMENTS} Allow statements over many actions in {BULK_POLICIES} policies; StartSession granted by 1"
+        ),
+        &mixed_statements(),
+    )
+}
+
+/// `bulk-1000-same-action`: [`BULK_STATEMENTS`] Allow statements that all
+/// grant StartSession, on distinct instances or tag conditions (shape:
+/// `same_action_statements`).
+#[must_use]
+pub fn bulk_1000_same_action() -> Scenario {
+    bulk_scenario(
+        "bulk-1000-same-action",
+        format!(
+            "{BULK_STATEMENTS} Allow statements in {BULK_POLICIES} policies, all for ssm:StartSession"
+        ),
+        &same_action_statements(),
+    )
+}
+
 /// All scenarios, in report order.
 #[must_use]
 pub fn scenarios() -> Vec<Scenario> {
-    vec![seed1(), seed2(), seed3(), bulk_1000()]
+    vec![
+        seed1(),
+        seed2(),
+        seed3(),
+        bulk_1000(),
+        bulk_1000_same_action(),
+    ]
 }
 
 /// Adapter for our engine, `portcullis-iam`.
@@ -1012,18 +1101,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bulk_scenario_has_the_documented_shape() {
-        let s = bulk_1000();
-        assert_eq!(s.statement_count().unwrap(), BULK_STATEMENTS);
-        assert_eq!(s.iam_policies.len(), BULK_POLICIES);
-        let start_session = s
+    fn bulk_scenarios_have_the_documented_shape() {
+        for (s, start_session) in [(bulk_1000(), 1), (bulk_1000_same_action(), BULK_STATEMENTS)] {
+            assert_eq!(s.statement_count().unwrap(), BULK_STATEMENTS, "{}", s.id);
+            assert_eq!(s.iam_policies.len(), BULK_POLICIES, "{}", s.id);
+            for (name, text) in &s.iam_policies {
+                let size = portcullis_iam::policy_size(text);
+                assert!(size <= 6_144, "{name} has {size} characters");
+            }
+            let granted = s
+                .iam_policies
+                .iter()
+                .map(|(_, t)| t.matches("ssm:StartSession").count())
+                .sum::<usize>();
+            assert_eq!(granted, start_session, "{}", s.id);
+            let cedar = cedar::Engine::new(&s).unwrap();
+            assert_eq!(cedar.policy_count(), BULK_STATEMENTS, "{}", s.id);
+        }
+        let conditions = bulk_1000()
             .iam_policies
             .iter()
-            .map(|(_, t)| t.matches("ssm:StartSession").count())
+            .map(|(_, t)| t.matches("aws:ResourceTag/Team").count())
             .sum::<usize>();
-        assert_eq!(start_session, 1);
-        let cedar = cedar::Engine::new(&s).unwrap();
-        assert_eq!(cedar.policy_count(), BULK_STATEMENTS);
+        assert_eq!(conditions, 100);
+        let conditions = bulk_1000_same_action()
+            .iam_policies
+            .iter()
+            .map(|(_, t)| t.matches("ssm:resourceTag/Project").count())
+            .sum::<usize>();
+        assert_eq!(conditions, 100);
     }
 
     #[test]

@@ -7,14 +7,25 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod policy;
+mod server;
 
 /// Portcullis: shell access without SSH keys or open ports, authorized by IAM policies.
 ///
-/// Today this binary carries the policy tools: validate documents as IAM does, simulate a
-/// request against the policies you would attach, and run policy test suites in CI.
+/// `portcullis server` runs the AWS-compatible API (IAM, STS, EC2, SSM) that the AWS CLI and
+/// boto3 talk to with `--endpoint-url`; `portcullis policy` validates, simulates and tests IAM
+/// policies offline.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, propagate_version = true)]
 struct Cli {
+    /// Log format on stderr. The level comes from RUST_LOG (default: info).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PORTCULLIS_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,6 +35,26 @@ enum Command {
     /// Work with IAM policy documents: validate, simulate, test.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run the server: the AWS-compatible API, node endpoints, /healthz and /metrics.
+    Server(server::Args),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Exit codes shared by every subcommand.
@@ -38,8 +69,10 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Server(args) => server::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -56,3 +56,5 @@ pub use policy::{
 };
 pub use request::{Context, Principal, PrincipalKind, Request, Tags, Values};
 pub use value::iso8601;
+/// Reads an ISO 8601 time or epoch seconds as IAM's Date operators do: milliseconds since the epoch.
+pub use value::parse_date as parse_date_millis;

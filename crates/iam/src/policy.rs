@@ -78,6 +78,9 @@ pub struct Policy {
     pub version: Option<Version>,
     pub id: Option<String>,
     pub statements: Vec<Statement>,
+    /// Whether `Statement` was a list (not a lone object); `to_json` writes the same shape so
+    /// the size IAM counts does not change.
+    pub(crate) statement_list: bool,
 }
 
 impl PartialEq for Policy {
@@ -126,6 +129,8 @@ impl Statement {
 pub struct Actions {
     pub negated: bool,
     pub items: Vec<String>,
+    /// Written as a list rather than a lone string.
+    pub(crate) list: bool,
     /// Lower-case patterns: action names are matched without regard to case.
     pub(crate) patterns: Vec<Pattern>,
 }
@@ -135,6 +140,8 @@ pub struct Actions {
 pub struct Resources {
     pub negated: bool,
     pub items: Vec<String>,
+    /// Written as a list rather than a lone string.
+    pub(crate) list: bool,
     pub(crate) patterns: Vec<Pattern>,
 }
 
@@ -142,10 +149,17 @@ pub struct Resources {
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub operator: Operator,
+    /// The operator as written (names are read without regard to case, and two spellings
+    /// are two blocks of the document).
+    pub operator_name: String,
     /// The key as written in the policy.
     pub key_name: String,
     pub(crate) key: Key,
     pub values: Vec<String>,
+    /// Written as a list rather than a lone value.
+    pub(crate) list: bool,
+    /// For each value, whether it was a JSON number or boolean rather than a string.
+    pub(crate) literal: Vec<bool>,
     pub(crate) compiled: Compiled,
 }
 
@@ -201,7 +215,8 @@ impl Policy {
         self.version.unwrap_or(Version::V2008_10_17)
     }
 
-    /// Writes the policy as JSON that reads back to an equal policy.
+    /// Writes the policy as compact JSON that reads back to an equal policy, in the shapes
+    /// the document used (lone values stay lone), so its size as IAM counts it never grows.
     pub fn to_json(&self) -> String {
         let mut out = String::from("{");
         if let Some(v) = self.version {
@@ -214,78 +229,94 @@ impl Policy {
             json::write_string(&mut out, id);
             out.push(',');
         }
-        out.push_str("\"Statement\":[");
+        out.push_str("\"Statement\":");
+        if self.statement_list {
+            out.push('[');
+        }
         for (i, s) in self.statements.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push('{');
-            if let Some(sid) = &s.sid {
-                out.push_str("\"Sid\":");
-                json::write_string(&mut out, sid);
-                out.push(',');
-            }
-            out.push_str("\"Effect\":");
-            json::write_string(&mut out, s.effect.as_str());
-            out.push_str(if s.action.negated {
-                ",\"NotAction\":"
-            } else {
-                ",\"Action\":"
-            });
-            write_list(&mut out, &s.action.items);
-            out.push_str(if s.resource.negated {
-                ",\"NotResource\":"
-            } else {
-                ",\"Resource\":"
-            });
-            write_list(&mut out, &s.resource.items);
-            if !s.conditions.is_empty() {
-                out.push_str(",\"Condition\":{");
-                let mut operators: Vec<String> = Vec::new();
-                for c in &s.conditions {
-                    let name = c.operator.to_string();
-                    if !operators.contains(&name) {
-                        operators.push(name);
-                    }
-                }
-                for (oi, op) in operators.iter().enumerate() {
-                    if oi > 0 {
-                        out.push(',');
-                    }
-                    json::write_string(&mut out, op);
-                    out.push_str(":{");
-                    let entries = s
-                        .conditions
-                        .iter()
-                        .filter(|c| c.operator.to_string() == *op);
-                    for (ki, c) in entries.enumerate() {
-                        if ki > 0 {
-                            out.push(',');
-                        }
-                        json::write_string(&mut out, &c.key_name);
-                        out.push(':');
-                        write_list(&mut out, &c.values);
-                    }
-                    out.push('}');
-                }
-                out.push('}');
-            }
-            out.push('}');
+            write_statement(&mut out, s);
         }
-        out.push_str("]}");
+        if self.statement_list {
+            out.push(']');
+        }
+        out.push('}');
         out
     }
 }
 
-fn write_list(out: &mut String, items: &[String]) {
-    out.push('[');
+fn write_statement(out: &mut String, s: &Statement) {
+    out.push('{');
+    if let Some(sid) = &s.sid {
+        out.push_str("\"Sid\":");
+        json::write_string(out, sid);
+        out.push(',');
+    }
+    out.push_str("\"Effect\":");
+    json::write_string(out, s.effect.as_str());
+    out.push_str(if s.action.negated {
+        ",\"NotAction\":"
+    } else {
+        ",\"Action\":"
+    });
+    write_list(out, &s.action.items, s.action.list, &[]);
+    out.push_str(if s.resource.negated {
+        ",\"NotResource\":"
+    } else {
+        ",\"Resource\":"
+    });
+    write_list(out, &s.resource.items, s.resource.list, &[]);
+    if !s.conditions.is_empty() {
+        out.push_str(",\"Condition\":{");
+        // Blocks in order of first appearance, each with its keys in document order.
+        let mut operators: Vec<&str> = Vec::new();
+        for c in &s.conditions {
+            if !operators.contains(&c.operator_name.as_str()) {
+                operators.push(&c.operator_name);
+            }
+        }
+        for (oi, op) in operators.iter().enumerate() {
+            if oi > 0 {
+                out.push(',');
+            }
+            json::write_string(out, op);
+            out.push_str(":{");
+            let entries = s.conditions.iter().filter(|c| c.operator_name == *op);
+            for (ki, c) in entries.enumerate() {
+                if ki > 0 {
+                    out.push(',');
+                }
+                json::write_string(out, &c.key_name);
+                out.push(':');
+                write_list(out, &c.values, c.list, &c.literal);
+            }
+            out.push('}');
+        }
+        out.push('}');
+    }
+    out.push('}');
+}
+
+/// Writes a lone value or a list; `literal[i]` marks a number or boolean written bare.
+fn write_list(out: &mut String, items: &[String], list: bool, literal: &[bool]) {
+    if list {
+        out.push('[');
+    }
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        json::write_string(out, item);
+        if literal.get(i).copied().unwrap_or(false) {
+            out.push_str(item);
+        } else {
+            json::write_string(out, item);
+        }
     }
-    out.push(']');
+    if list {
+        out.push(']');
+    }
 }
 
 impl fmt::Display for Policy {
@@ -333,6 +364,9 @@ pub fn validate(text: &str, kind: PolicyKind) -> Result<Validated, Vec<PolicyErr
             )])
         }
     };
+    if let Some(err) = check_decoded_strings(&doc, "") {
+        return Err(vec![err]);
+    }
     let policy = v.document(&doc, kind);
     match policy {
         Some(policy) if v.errors.is_empty() => Ok(Validated {
@@ -372,6 +406,40 @@ fn check_characters(text: &str) -> Option<PolicyError> {
         }
     }
     None
+}
+
+/// The same character rule for what `\uXXXX` escapes spell: IAM's limit is on the
+/// characters of the policy, however they are written.
+fn check_decoded_strings(value: &Value, pointer: &str) -> Option<PolicyError> {
+    let bad = |s: &str| {
+        s.chars()
+            .find(|&c| !(matches!(c, '\t' | '\r' | '\n') || ('\u{20}'..='\u{ff}').contains(&c)))
+    };
+    let refuse = |c: char, pointer: &str, span: Span| {
+        PolicyError::malformed(
+            format!(
+                "Syntax errors in policy: character `{}` (U+{:04X}) is outside the allowed range (tab, line feed, carriage return, U+0020 to U+00FF)",
+                c.escape_debug(),
+                c as u32
+            ),
+            pointer,
+            span,
+        )
+    };
+    match &value.kind {
+        Kind::String(s) => bad(s).map(|c| refuse(c, pointer, value.span)),
+        Kind::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| check_decoded_strings(item, &format!("{pointer}/{i}"))),
+        Kind::Object(members) => members.iter().find_map(|m| {
+            let p = child(pointer, &m.key);
+            bad(&m.key)
+                .map(|c| refuse(c, &p, m.key_span))
+                .or_else(|| check_decoded_strings(&m.value, &p))
+        }),
+        _ => None,
+    }
 }
 
 struct Validator {
@@ -589,6 +657,7 @@ impl Validator {
             version,
             id,
             statements,
+            statement_list: matches!(member.value.kind, Kind::Array(_)),
         })
     }
 
@@ -716,6 +785,7 @@ impl Validator {
         let mut out = Actions {
             negated,
             items: Vec::new(),
+            list: matches!(m.value.kind, Kind::Array(_)),
             patterns: Vec::new(),
         };
         for (text, p, span) in items {
@@ -774,6 +844,7 @@ impl Validator {
         let mut out = Resources {
             negated,
             items: Vec::new(),
+            list: matches!(m.value.kind, Kind::Array(_)),
             patterns: Vec::new(),
         };
         let syntax = Syntax {
@@ -880,7 +951,7 @@ impl Validator {
             let Some(operator) = operator else { continue };
             for km in keys {
                 let p = child(&op_pointer, &km.key);
-                if let Some(c) = self.condition(operator, km, &p) {
+                if let Some(c) = self.condition(operator, &om.key, km, &p) {
                     out.push(c);
                 }
             }
@@ -888,7 +959,13 @@ impl Validator {
         Some(out)
     }
 
-    fn condition(&mut self, operator: Operator, m: &Member, pointer: &str) -> Option<Condition> {
+    fn condition(
+        &mut self,
+        operator: Operator,
+        operator_name: &str,
+        m: &Member,
+        pointer: &str,
+    ) -> Option<Condition> {
         let key_name = m.key.as_str();
         if !key_name
             .split_once(':')
@@ -1019,8 +1096,16 @@ impl Validator {
         if self.errors.len() > errors_before {
             return None;
         }
+        let is_literal = |v: &Value| matches!(v.kind, Kind::Number(_) | Kind::Bool(_));
+        let (list, literal) = match &m.value.kind {
+            Kind::Array(items) => (true, items.iter().map(is_literal).collect()),
+            _ => (false, vec![is_literal(&m.value)]),
+        };
         Some(Condition {
             operator,
+            operator_name: operator_name.to_owned(),
+            list,
+            literal,
             key_name: key_name.to_owned(),
             key: Key::parse(key_name),
             values: values.into_iter().map(|(t, _, _)| t).collect(),

@@ -17,7 +17,7 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
 
 /// Reads a date: ISO 8601 (`2025-01-01`, `2025-01-01T00:00:00Z`, fractions, `+09:00`
 /// offsets) or seconds since the epoch. Returns milliseconds since the epoch.
-pub(crate) fn parse_date(s: &str) -> Option<i64> {
+pub fn parse_date(s: &str) -> Option<i64> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse::<i64>().ok()?.checked_mul(1000);
     }

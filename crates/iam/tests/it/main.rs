@@ -8,4 +8,5 @@
 
 mod conformance;
 mod malformed;
+mod properties;
 mod seed;

@@ -1,0 +1,17 @@
+//! Portcullis's domain: the records it keeps ([`model`]), the [`store::Store`] trait that
+//! keeps them, identifiers in AWS's formats ([`ids`]), and the [`service::Service`] that
+//! authenticates, authorizes and audits every operation.
+
+pub mod aws_policies;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod ops_ec2;
+mod ops_iam;
+pub mod ops_ssm;
+pub mod service;
+pub mod store;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use service::{Caller, Identity, Service};

@@ -1,0 +1,105 @@
+//! Prometheus metrics, kept by hand: a few counters and one latency histogram are all the
+//! server needs, and they should cost an atomic add, not a registry lookup.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (service, operation, outcome code) → count.
+    requests: Mutex<BTreeMap<(String, String, String), u64>>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, service: &str, operation: &str, code: &str, elapsed: Duration) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests
+                .entry((service.to_owned(), operation.to_owned(), code.to_owned()))
+                .or_default() += 1;
+        }
+        let secs = elapsed.as_secs_f64();
+        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
+            if secs <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP portcullis_api_requests_total AWS API requests by service, operation and outcome.\n");
+        out.push_str("# TYPE portcullis_api_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            for ((service, operation, code), n) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "portcullis_api_requests_total{{service=\"{}\",operation=\"{}\",code=\"{}\"}} {n}",
+                    escape(service),
+                    escape(operation),
+                    escape(code)
+                );
+            }
+        }
+        out.push_str("# HELP portcullis_api_request_seconds Time to answer an AWS API request.\n");
+        out.push_str("# TYPE portcullis_api_request_seconds histogram\n");
+        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(
+                out,
+                "portcullis_api_request_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "portcullis_api_request_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "portcullis_api_request_seconds_sum {sum}");
+        let _ = writeln!(out, "portcullis_api_request_seconds_count {count}");
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.record("ssm", "StartSession", "200", Duration::from_micros(700));
+        m.record(
+            "ssm",
+            "StartSession",
+            "AccessDeniedException",
+            Duration::from_millis(3),
+        );
+        let text = m.render();
+        assert!(text.contains("portcullis_api_requests_total{service=\"ssm\",operation=\"StartSession\",code=\"200\"} 1"));
+        assert!(text.contains("portcullis_api_request_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("portcullis_api_request_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(text.contains("portcullis_api_request_seconds_count 2"));
+    }
+}

@@ -1,0 +1,1150 @@
+//! The SQLite store.
+//!
+//! Two pools on one file: a writer with a single connection, since SQLite runs one write
+//! transaction at a time anyway (queueing in the pool is cheaper and fairer than
+//! `SQLITE_BUSY` retries), and a few readers, which WAL lets run beside the writer on their
+//! own snapshots. Write transactions start with `BEGIN IMMEDIATE`, so a transaction that
+//! reads before it writes holds the write lock from its first statement and never has to
+//! upgrade (which could fail with `SQLITE_BUSY` were another process writing the file).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_core::model::{
+    AccessKey, Account, Activation, AuditEvent, Group, InlinePolicy, KeyOwner, KeyStatus,
+    ManagedPolicy, Node, PolicyVersion, Session, SessionStatus, Tag, User,
+};
+use portcullis_core::store::{PolicyOwner, SessionFilter, Store, StoreError, StoreResult};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use crate::error::Db;
+use crate::rows;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits for a lock held by another before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reader connections (the writer has one of its own).
+const READERS: u32 = 4;
+
+/// A managed policy with the fields derived from its versions and attachments.
+const POLICY_COLUMNS: &str = "p.arn, p.name, p.path, p.policy_id, p.description, p.created, \
+     p.updated, \
+     COALESCE((SELECT v.version_id FROM policy_versions v \
+               WHERE v.policy_arn = p.arn AND v.is_default = 1), '') AS default_version, \
+     (SELECT COUNT(*) FROM user_policy_attachments a WHERE a.policy_arn = p.arn) \
+     + (SELECT COUNT(*) FROM group_policy_attachments a WHERE a.policy_arn = p.arn) \
+       AS attachment_count";
+
+const USER_COLUMNS: &str = "name, user_id, arn, path, created, permissions_boundary";
+const GROUP_COLUMNS: &str = "name, group_id, arn, path, created";
+const KEY_COLUMNS: &str = "id, secret, user_name, status, created";
+const ACTIVATION_COLUMNS: &str = "id, code_hash, description, default_instance_name, iam_role, \
+     registration_limit, registrations_count, expiration, created";
+const NODE_COLUMNS: &str = "id, kind, name, platform, agent_version, ip_address, \
+     activation_id, registered, last_ping, credential_hash";
+const SESSION_COLUMNS: &str = "id, owner, target, document, reason, status, started, ended";
+const AUDIT_COLUMNS: &str =
+    "time, request_id, principal, action, resource, decision, statement, source_ip, error";
+
+const ALL_STATUSES: [SessionStatus; 6] = [
+    SessionStatus::Connected,
+    SessionStatus::Connecting,
+    SessionStatus::Disconnected,
+    SessionStatus::Terminated,
+    SessionStatus::Terminating,
+    SessionStatus::Failed,
+];
+
+/// A [`Store`] on one SQLite file. Cheap to clone (the pools are shared).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it (readable by its owner only: it holds
+    /// access key secrets) if it is missing, and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        create_private(path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // The writer's one connection stays open for the store's life.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .db()?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await
+            .db()?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// A private in-memory database, for tests. It lives on one connection, which reads and
+    /// writes alike, for as long as the store does.
+    pub async fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .db()?;
+        migrate(&pool).await?;
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    /// Waits for running queries to end and closes every connection.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.db()
+    }
+
+    /// A read transaction: several statements on one snapshot.
+    async fn read(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.reader.begin().await.db()
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
+}
+
+/// Creates the file with mode 0600 if it does not exist. An existing file is left as it is.
+fn create_private(path: &Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Backend(format!(
+            "cannot create `{}`: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The tables behind a [`PolicyOwner`]; all names are constants, never input.
+struct OwnerTables {
+    parent: &'static str,
+    column: &'static str,
+    inline: &'static str,
+    attachments: &'static str,
+}
+
+fn owner_tables(owner: &PolicyOwner) -> (OwnerTables, &str) {
+    match owner {
+        PolicyOwner::User(name) => (
+            OwnerTables {
+                parent: "users",
+                column: "user_name",
+                inline: "user_inline_policies",
+                attachments: "user_policy_attachments",
+            },
+            name,
+        ),
+        PolicyOwner::Group(name) => (
+            OwnerTables {
+                parent: "groups",
+                column: "group_name",
+                inline: "group_inline_policies",
+                attachments: "group_policy_attachments",
+            },
+            name,
+        ),
+    }
+}
+
+/// The name of a user or group as it was written (lookups ignore case), or `NotFound`.
+async fn canonical(
+    conn: &mut SqliteConnection,
+    table: &'static str,
+    name: &str,
+) -> StoreResult<String> {
+    sqlx::query_scalar::<_, String>(&format!("SELECT name FROM {table} WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// `NotFound` unless `sql` (which selects by one bound value) finds a row.
+async fn must_exist(conn: &mut SqliteConnection, sql: &str, id: &str) -> StoreResult<()> {
+    let found = sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    found.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
+/// `NotFound` when an update or delete touched nothing.
+fn touched(result: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {
+    if result.rows_affected() == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Tag tables: `user_tags`, `node_tags`, `activation_tags`, each with its owner column.
+#[derive(Clone, Copy)]
+struct TagTable {
+    table: &'static str,
+    owner: &'static str,
+}
+
+const USER_TAGS: TagTable = TagTable {
+    table: "user_tags",
+    owner: "user_name",
+};
+const NODE_TAGS: TagTable = TagTable {
+    table: "node_tags",
+    owner: "node_id",
+};
+const ACTIVATION_TAGS: TagTable = TagTable {
+    table: "activation_tags",
+    owner: "activation_id",
+};
+
+/// Adds tags in order; a key already there (as the table compares keys) is replaced,
+/// keeping its place.
+async fn insert_tags(
+    conn: &mut SqliteConnection,
+    t: TagTable,
+    owner: &str,
+    tags: &[Tag],
+) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO {table} ({owner}, key, value, position) VALUES (?, ?, ?, ?) \
+         ON CONFLICT ({owner}, key) DO UPDATE SET key = excluded.key, value = excluded.value",
+        table = t.table,
+        owner = t.owner,
+    );
+    for (position, tag) in (0_i64..).zip(tags) {
+        sqlx::query(&sql)
+            .bind(owner)
+            .bind(&tag.key)
+            .bind(&tag.value)
+            .bind(position)
+            .execute(&mut *conn)
+            .await
+            .db()?;
+    }
+    Ok(())
+}
+
+async fn replace_tags(
+    conn: &mut SqliteConnection,
+    t: TagTable,
+    owner: &str,
+    tags: &[Tag],
+) -> StoreResult<()> {
+    sqlx::query(&format!("DELETE FROM {} WHERE {} = ?", t.table, t.owner))
+        .bind(owner)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    insert_tags(conn, t, owner, tags).await
+}
+
+async fn read_tags(conn: &mut SqliteConnection, t: TagTable, owner: &str) -> StoreResult<Vec<Tag>> {
+    let rows = sqlx::query(&format!(
+        "SELECT key, value FROM {} WHERE {} = ? ORDER BY position",
+        t.table, t.owner
+    ))
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    rows.iter().map(rows::tag).collect()
+}
+
+async fn insert_key(conn: &mut SqliteConnection, key: &AccessKey) -> StoreResult<()> {
+    let user = match &key.owner {
+        KeyOwner::Root => None,
+        KeyOwner::User(name) => Some(canonical(conn, "users", name).await?),
+    };
+    sqlx::query(
+        "INSERT INTO access_keys (id, secret, user_name, status, created) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&key.id)
+    .bind(&key.secret)
+    .bind(user)
+    .bind(key.status.as_str())
+    .bind(key.created)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+async fn insert_version(
+    conn: &mut SqliteConnection,
+    arn: &str,
+    version: &PolicyVersion,
+    is_default: bool,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO policy_versions (policy_arn, version_id, document, is_default, created) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(arn)
+    .bind(&version.version_id)
+    .bind(&version.document)
+    .bind(is_default)
+    .bind(version.created)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    // Account
+
+    async fn account(&self) -> StoreResult<Option<Account>> {
+        let row = sqlx::query("SELECT id, region, created FROM account")
+            .fetch_optional(&self.reader)
+            .await
+            .db()?;
+        row.as_ref().map(rows::account).transpose()
+    }
+
+    async fn create_account(&self, account: &Account, root_key: &AccessKey) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT INTO account (singleton, id, region, created) VALUES (1, ?, ?, ?)")
+            .bind(&account.id)
+            .bind(&account.region)
+            .bind(account.created)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        insert_key(&mut tx, root_key).await?;
+        tx.commit().await.db()
+    }
+
+    // Access keys
+
+    async fn access_key(&self, id: &str) -> StoreResult<Option<AccessKey>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM access_keys WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .db()?;
+        row.as_ref().map(rows::access_key).transpose()
+    }
+
+    async fn insert_access_key(&self, key: &AccessKey) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        insert_key(&mut tx, key).await?;
+        tx.commit().await.db()
+    }
+
+    async fn list_access_keys(&self, owner: &KeyOwner) -> StoreResult<Vec<AccessKey>> {
+        let mut tx = self.read().await?;
+        let rows = match owner {
+            KeyOwner::Root => sqlx::query(&format!(
+                "SELECT {KEY_COLUMNS} FROM access_keys WHERE user_name IS NULL \
+                 ORDER BY created, id"
+            ))
+            .fetch_all(&mut *tx)
+            .await
+            .db()?,
+            KeyOwner::User(name) => {
+                let name = canonical(&mut tx, "users", name).await?;
+                sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM access_keys WHERE user_name = ? \
+                     ORDER BY created, id"
+                ))
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?
+            }
+        };
+        tx.commit().await.db()?;
+        rows.iter().map(rows::access_key).collect()
+    }
+
+    async fn set_access_key_status(&self, id: &str, status: KeyStatus) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE access_keys SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    async fn delete_access_key(&self, id: &str) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM access_keys WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    // Users
+
+    async fn insert_user(&self, user: &User, tags: &[Tag]) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO users (name, user_id, arn, path, created, permissions_boundary) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&user.name)
+        .bind(&user.user_id)
+        .bind(&user.arn)
+        .bind(&user.path)
+        .bind(user.created)
+        .bind(&user.permissions_boundary)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        insert_tags(&mut tx, USER_TAGS, &user.name, tags).await?;
+        tx.commit().await.db()
+    }
+
+    async fn user(&self, name: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .db()?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))
+            .fetch_all(&self.reader)
+            .await
+            .db()?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM users WHERE name = ?")
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    async fn user_tags(&self, name: &str) -> StoreResult<Vec<Tag>> {
+        let mut tx = self.read().await?;
+        let name = canonical(&mut tx, "users", name).await?;
+        let tags = read_tags(&mut tx, USER_TAGS, &name).await?;
+        tx.commit().await.db()?;
+        Ok(tags)
+    }
+
+    async fn set_user_tags(&self, name: &str, tags: &[Tag]) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let name = canonical(&mut tx, "users", name).await?;
+        replace_tags(&mut tx, USER_TAGS, &name, tags).await?;
+        tx.commit().await.db()
+    }
+
+    async fn set_user_boundary(&self, name: &str, policy_arn: Option<&str>) -> StoreResult<()> {
+        // A missing policy is a foreign key violation, so `NotFound` too.
+        let result = sqlx::query("UPDATE users SET permissions_boundary = ? WHERE name = ?")
+            .bind(policy_arn)
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    async fn set_login_profile(&self, user: &str, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let user = canonical(&mut tx, "users", user).await?;
+        sqlx::query(
+            "INSERT INTO login_profiles (user_name, password_hash) VALUES (?, ?) \
+             ON CONFLICT (user_name) DO UPDATE SET password_hash = excluded.password_hash",
+        )
+        .bind(user)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
+    }
+
+    async fn login_profile(&self, user: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT password_hash FROM login_profiles WHERE user_name = ?")
+            .bind(user)
+            .fetch_optional(&self.reader)
+            .await
+            .db()
+    }
+
+    // Groups
+
+    async fn insert_group(&self, group: &Group) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO groups (name, group_id, arn, path, created) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&group.name)
+        .bind(&group.group_id)
+        .bind(&group.arn)
+        .bind(&group.path)
+        .bind(group.created)
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn group(&self, name: &str) -> StoreResult<Option<Group>> {
+        let row = sqlx::query(&format!(
+            "SELECT {GROUP_COLUMNS} FROM groups WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await
+        .db()?;
+        row.as_ref().map(rows::group).transpose()
+    }
+
+    async fn list_groups(&self) -> StoreResult<Vec<Group>> {
+        let rows = sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name"))
+            .fetch_all(&self.reader)
+            .await
+            .db()?;
+        rows.iter().map(rows::group).collect()
+    }
+
+    async fn delete_group(&self, name: &str) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM groups WHERE name = ?")
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    /// Adding a member twice is not an error (as `AddUserToGroup`).
+    async fn add_user_to_group(&self, group: &str, user: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let group = canonical(&mut tx, "groups", group).await?;
+        let user = canonical(&mut tx, "users", user).await?;
+        sqlx::query(
+            "INSERT INTO group_members (group_name, user_name) VALUES (?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(group)
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
+    }
+
+    /// `NotFound` when the user is not a member (or either does not exist).
+    async fn remove_user_from_group(&self, group: &str, user: &str) -> StoreResult<()> {
+        let result =
+            sqlx::query("DELETE FROM group_members WHERE group_name = ? AND user_name = ?")
+                .bind(group)
+                .bind(user)
+                .execute(&self.writer)
+                .await
+                .db()?;
+        touched(result)
+    }
+
+    async fn groups_for_user(&self, user: &str) -> StoreResult<Vec<Group>> {
+        let mut tx = self.read().await?;
+        let user = canonical(&mut tx, "users", user).await?;
+        let rows = sqlx::query(
+            "SELECT g.name, g.group_id, g.arn, g.path, g.created \
+             FROM groups g JOIN group_members m ON m.group_name = g.name \
+             WHERE m.user_name = ? ORDER BY g.name",
+        )
+        .bind(user)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        rows.iter().map(rows::group).collect()
+    }
+
+    async fn group_members(&self, group: &str) -> StoreResult<Vec<String>> {
+        let mut tx = self.read().await?;
+        let group = canonical(&mut tx, "groups", group).await?;
+        let names = sqlx::query_scalar(
+            "SELECT user_name FROM group_members WHERE group_name = ? ORDER BY user_name",
+        )
+        .bind(group)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        Ok(names)
+    }
+
+    // Inline policies
+
+    async fn put_inline_policy(
+        &self,
+        owner: &PolicyOwner,
+        policy: &InlinePolicy,
+    ) -> StoreResult<()> {
+        let (t, name) = owner_tables(owner);
+        let mut tx = self.write().await?;
+        let name = canonical(&mut tx, t.parent, name).await?;
+        sqlx::query(&format!(
+            "INSERT INTO {inline} ({column}, name, document) VALUES (?, ?, ?) \
+             ON CONFLICT ({column}, name) DO UPDATE \
+             SET name = excluded.name, document = excluded.document",
+            inline = t.inline,
+            column = t.column,
+        ))
+        .bind(name)
+        .bind(&policy.name)
+        .bind(&policy.document)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
+    }
+
+    async fn list_inline_policies(&self, owner: &PolicyOwner) -> StoreResult<Vec<InlinePolicy>> {
+        let (t, name) = owner_tables(owner);
+        let mut tx = self.read().await?;
+        let name = canonical(&mut tx, t.parent, name).await?;
+        let policies = sqlx::query_as::<_, (String, String)>(&format!(
+            "SELECT name, document FROM {} WHERE {} = ? ORDER BY name",
+            t.inline, t.column
+        ))
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        Ok(policies
+            .into_iter()
+            .map(|(name, document)| InlinePolicy { name, document })
+            .collect())
+    }
+
+    async fn delete_inline_policy(&self, owner: &PolicyOwner, name: &str) -> StoreResult<()> {
+        let (t, owner_name) = owner_tables(owner);
+        let result = sqlx::query(&format!(
+            "DELETE FROM {} WHERE {} = ? AND name = ?",
+            t.inline, t.column
+        ))
+        .bind(owner_name)
+        .bind(name)
+        .execute(&self.writer)
+        .await
+        .db()?;
+        touched(result)
+    }
+
+    // Managed policies
+
+    /// `first` becomes the default version whatever its `is_default` says.
+    async fn insert_managed_policy(
+        &self,
+        policy: &ManagedPolicy,
+        first: &PolicyVersion,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO managed_policies \
+             (arn, name, path, policy_id, description, created, updated) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&policy.arn)
+        .bind(&policy.name)
+        .bind(&policy.path)
+        .bind(&policy.policy_id)
+        .bind(&policy.description)
+        .bind(policy.created)
+        .bind(policy.updated)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        insert_version(&mut tx, &policy.arn, first, true).await?;
+        tx.commit().await.db()
+    }
+
+    async fn managed_policy(&self, arn: &str) -> StoreResult<Option<ManagedPolicy>> {
+        let row = sqlx::query(&format!(
+            "SELECT {POLICY_COLUMNS} FROM managed_policies p WHERE p.arn = ?"
+        ))
+        .bind(arn)
+        .fetch_optional(&self.reader)
+        .await
+        .db()?;
+        row.as_ref().map(rows::managed_policy).transpose()
+    }
+
+    async fn list_managed_policies(&self) -> StoreResult<Vec<ManagedPolicy>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {POLICY_COLUMNS} FROM managed_policies p ORDER BY p.name"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .db()?;
+        rows.iter().map(rows::managed_policy).collect()
+    }
+
+    async fn policy_versions(&self, arn: &str) -> StoreResult<Vec<PolicyVersion>> {
+        let mut tx = self.read().await?;
+        must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
+        let rows = sqlx::query(
+            "SELECT version_id, document, is_default, created FROM policy_versions \
+             WHERE policy_arn = ? ORDER BY seq",
+        )
+        .bind(arn)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        rows.iter().map(rows::policy_version).collect()
+    }
+
+    /// Also sets the policy's `updated` to the version's `created` (never backwards).
+    async fn add_policy_version(&self, arn: &str, version: &PolicyVersion) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
+        if version.is_default {
+            sqlx::query(
+                "UPDATE policy_versions SET is_default = 0 \
+                 WHERE policy_arn = ? AND is_default = 1",
+            )
+            .bind(arn)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
+        insert_version(&mut tx, arn, version, version.is_default).await?;
+        sqlx::query("UPDATE managed_policies SET updated = MAX(updated, ?) WHERE arn = ?")
+            .bind(version.created)
+            .bind(arn)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()
+    }
+
+    /// Takes the policy's versions and attachments with it. Refused, with `Backend`, while a
+    /// user has the policy as permissions boundary.
+    async fn delete_managed_policy(&self, arn: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
+        let boundary_of: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM users WHERE permissions_boundary = ? ORDER BY name LIMIT 1",
+        )
+        .bind(arn)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if let Some(user) = boundary_of {
+            return Err(StoreError::Backend(format!(
+                "policy `{arn}` is the permissions boundary of user `{user}`"
+            )));
+        }
+        sqlx::query("DELETE FROM managed_policies WHERE arn = ?")
+            .bind(arn)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()
+    }
+
+    /// Attaching an attached policy again changes nothing.
+    async fn attach_policy(&self, owner: &PolicyOwner, arn: &str) -> StoreResult<()> {
+        let (t, name) = owner_tables(owner);
+        let mut tx = self.write().await?;
+        let name = canonical(&mut tx, t.parent, name).await?;
+        must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
+        sqlx::query(&format!(
+            "INSERT INTO {} ({}, policy_arn) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            t.attachments, t.column
+        ))
+        .bind(name)
+        .bind(arn)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
+    }
+
+    async fn detach_policy(&self, owner: &PolicyOwner, arn: &str) -> StoreResult<()> {
+        let (t, name) = owner_tables(owner);
+        let result = sqlx::query(&format!(
+            "DELETE FROM {} WHERE {} = ? AND policy_arn = ?",
+            t.attachments, t.column
+        ))
+        .bind(name)
+        .bind(arn)
+        .execute(&self.writer)
+        .await
+        .db()?;
+        touched(result)
+    }
+
+    async fn attached_policies(&self, owner: &PolicyOwner) -> StoreResult<Vec<String>> {
+        let (t, name) = owner_tables(owner);
+        let mut tx = self.read().await?;
+        let name = canonical(&mut tx, t.parent, name).await?;
+        let arns = sqlx::query_scalar(&format!(
+            "SELECT policy_arn FROM {} WHERE {} = ? ORDER BY policy_arn",
+            t.attachments, t.column
+        ))
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        Ok(arns)
+    }
+
+    // Nodes and activations
+
+    async fn insert_activation(&self, activation: &Activation) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(&format!(
+            "INSERT INTO activations ({ACTIVATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&activation.id)
+        .bind(&activation.code_hash)
+        .bind(&activation.description)
+        .bind(&activation.default_instance_name)
+        .bind(&activation.iam_role)
+        .bind(activation.registration_limit)
+        .bind(activation.registrations_count)
+        .bind(activation.expiration)
+        .bind(activation.created)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        insert_tags(&mut tx, ACTIVATION_TAGS, &activation.id, &activation.tags).await?;
+        tx.commit().await.db()
+    }
+
+    async fn activation(&self, id: &str) -> StoreResult<Option<Activation>> {
+        let mut tx = self.read().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ACTIVATION_COLUMNS} FROM activations WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut activation = rows::activation(&row)?;
+        activation.tags = read_tags(&mut tx, ACTIVATION_TAGS, id).await?;
+        tx.commit().await.db()?;
+        Ok(Some(activation))
+    }
+
+    async fn list_activations(&self) -> StoreResult<Vec<Activation>> {
+        let mut tx = self.read().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ACTIVATION_COLUMNS} FROM activations ORDER BY created, id"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        let tag_rows = sqlx::query(
+            "SELECT activation_id, key, value FROM activation_tags \
+             ORDER BY activation_id, position",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
+        for row in &tag_rows {
+            let id: String = sqlx::Row::try_get(row, "activation_id").db()?;
+            tags.entry(id).or_default().push(rows::tag(row)?);
+        }
+        rows.iter()
+            .map(|row| {
+                let mut activation = rows::activation(row)?;
+                activation.tags = tags.remove(&activation.id).unwrap_or_default();
+                Ok(activation)
+            })
+            .collect()
+    }
+
+    async fn delete_activation(&self, id: &str) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM activations WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    /// The node is stored with `activation_id` as its activation, whatever
+    /// `node.activation_id` says. Whether the activation has expired is the caller's check.
+    async fn register_node(
+        &self,
+        activation_id: &str,
+        node: &Node,
+        tags: &[Tag],
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let counted = sqlx::query(
+            "UPDATE activations SET registrations_count = registrations_count + 1 \
+             WHERE id = ? AND registrations_count < registration_limit",
+        )
+        .bind(activation_id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if counted.rows_affected() == 0 {
+            must_exist(
+                &mut tx,
+                "SELECT 1 FROM activations WHERE id = ?",
+                activation_id,
+            )
+            .await?;
+            return Err(StoreError::LimitExceeded);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&node.id)
+        .bind(rows::node_kind_str(node.kind))
+        .bind(&node.name)
+        .bind(&node.platform)
+        .bind(&node.agent_version)
+        .bind(&node.ip_address)
+        .bind(activation_id)
+        .bind(node.registered)
+        .bind(node.last_ping)
+        .bind(&node.credential_hash)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        insert_tags(&mut tx, NODE_TAGS, &node.id, tags).await?;
+        tx.commit().await.db()
+    }
+
+    async fn node(&self, id: &str) -> StoreResult<Option<Node>> {
+        let row = sqlx::query(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .db()?;
+        row.as_ref().map(rows::node).transpose()
+    }
+
+    async fn list_nodes(&self) -> StoreResult<Vec<Node>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {NODE_COLUMNS} FROM nodes ORDER BY registered, id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .db()?;
+        rows.iter().map(rows::node).collect()
+    }
+
+    /// Takes the node's tags; its sessions stay. The activation's count is not given back.
+    async fn delete_node(&self, id: &str) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM nodes WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    async fn node_tags(&self, id: &str) -> StoreResult<Vec<Tag>> {
+        let mut tx = self.read().await?;
+        must_exist(&mut tx, "SELECT 1 FROM nodes WHERE id = ?", id).await?;
+        let tags = read_tags(&mut tx, NODE_TAGS, id).await?;
+        tx.commit().await.db()?;
+        Ok(tags)
+    }
+
+    async fn set_node_tags(&self, id: &str, tags: &[Tag]) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        must_exist(&mut tx, "SELECT 1 FROM nodes WHERE id = ?", id).await?;
+        replace_tags(&mut tx, NODE_TAGS, id, tags).await?;
+        tx.commit().await.db()
+    }
+
+    async fn touch_node(&self, id: &str, time: i64) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE nodes SET last_ping = ? WHERE id = ?")
+            .bind(time)
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    // Sessions
+
+    async fn insert_session(&self, session: &Session) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&session.id)
+        .bind(&session.owner)
+        .bind(&session.target)
+        .bind(&session.document)
+        .bind(&session.reason)
+        .bind(session.status.as_str())
+        .bind(session.started)
+        .bind(session.ended)
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<Option<Session>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .db()?;
+        row.as_ref().map(rows::session).transpose()
+    }
+
+    /// Newest first. `started_after` is inclusive, `started_before` exclusive.
+    async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<Session>> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {SESSION_COLUMNS} FROM sessions"));
+        query.push(" WHERE status IN (");
+        let mut statuses = query.separated(", ");
+        for status in ALL_STATUSES {
+            if status.is_active() == filter.active {
+                statuses.push_bind(status.as_str());
+            }
+        }
+        query.push(")");
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(target) = &filter.target {
+            query.push(" AND target = ").push_bind(target);
+        }
+        if let Some(owner) = &filter.owner {
+            query.push(" AND owner = ").push_bind(owner);
+        }
+        if let Some(id) = &filter.session_id {
+            query.push(" AND id = ").push_bind(id);
+        }
+        if let Some(after) = filter.started_after {
+            query.push(" AND started >= ").push_bind(after);
+        }
+        if let Some(before) = filter.started_before {
+            query.push(" AND started < ").push_bind(before);
+        }
+        query.push(" ORDER BY started DESC, id DESC");
+        let rows = query.build().fetch_all(&self.reader).await.db()?;
+        rows.iter().map(rows::session).collect()
+    }
+
+    /// Sets `ended` to exactly `ended` (`None` clears it, as when a session resumes).
+    async fn set_session_status(
+        &self,
+        id: &str,
+        status: SessionStatus,
+        ended: Option<i64>,
+    ) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE sessions SET status = ?, ended = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(ended)
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .db()?;
+        touched(result)
+    }
+
+    // Audit
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(event.time)
+        .bind(&event.request_id)
+        .bind(&event.principal)
+        .bind(&event.action)
+        .bind(&event.resource)
+        .bind(&event.decision)
+        .bind(&event.statement)
+        .bind(&event.source_ip)
+        .bind(&event.error)
+        .execute(&self.writer)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM \
+             (SELECT seq, {AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT ?) \
+             ORDER BY seq"
+        ))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .db()?;
+        rows.iter().map(rows::audit_event).collect()
+    }
+}
