@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod policy;
 mod server;
 
@@ -37,6 +38,9 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Run the server: the AWS-compatible API, node endpoints, /healthz and /metrics.
     Server(server::Args),
+    /// Read the audit log: every API call, allowed or refused.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Server(args) => server::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use portcullis_core::model::AccessKey;
-use portcullis_core::Service;
+use portcullis_core::model::{AccessKey, Tag};
+use portcullis_core::{Caller, Service};
 use portcullis_server::AppState;
 use portcullis_store::SqliteStore;
 
@@ -29,10 +29,35 @@ pub struct Args {
     /// The account id to create on first start (default: 12 random digits).
     #[arg(long, env = "PORTCULLIS_ACCOUNT_ID")]
     account_id: Option<String>,
-    /// The region the account lives in (used in ARNs).
-    #[arg(long, env = "PORTCULLIS_REGION", default_value = "us-east-1")]
-    region: String,
+    /// The region the account lives in (used in ARNs) [default: us-east-1, or
+    /// ap-northeast-1 with --seed].
+    #[arg(long, env = "PORTCULLIS_REGION")]
+    region: Option<String>,
+    /// On first start, also create the seed article's world: IAM user TestUserA (tag
+    /// Project=test, ReadOnlyAccess, an access key in profile `testusera`) and its three
+    /// Session Manager policies, with the ABAC one attached. Implies account 123456789012 in
+    /// ap-northeast-1 unless given.
+    #[arg(long, env = "PORTCULLIS_SEED")]
+    seed: bool,
 }
+
+/// The account and region the seed article's policies name.
+const SEED_ACCOUNT: &str = "123456789012";
+const SEED_REGION: &str = "ap-northeast-1";
+const SEED_POLICIES: [(&str, &str); 3] = [
+    (
+        "SessionManager-Pattern1-InstanceArn",
+        include_str!("../../../examples/seed/pattern-1-arn.json"),
+    ),
+    (
+        "SessionManager-Pattern2-FixedTag",
+        include_str!("../../../examples/seed/pattern-2-fixed-tag.json"),
+    ),
+    (
+        "SessionManager-Pattern3-Abac",
+        include_str!("../../../examples/seed/pattern-3-abac.json"),
+    ),
+];
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -51,7 +76,18 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     let store = SqliteStore::open(&db)
         .await
         .with_context(|| format!("opening the store at {}", db.display()))?;
-    let boot = Service::start(Arc::new(store), args.account_id.as_deref(), &args.region)
+    let (account_id, region) = if args.seed {
+        (
+            Some(args.account_id.as_deref().unwrap_or(SEED_ACCOUNT)),
+            args.region.as_deref().unwrap_or(SEED_REGION),
+        )
+    } else {
+        (
+            args.account_id.as_deref(),
+            args.region.as_deref().unwrap_or("us-east-1"),
+        )
+    };
+    let boot = Service::start(Arc::new(store), account_id, region)
         .await
         .context("starting the service")?;
     let service = Arc::new(boot.service);
@@ -71,6 +107,17 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
             "The administrator's credentials are in {} (profile portcullis-admin).",
             args.data_dir.join("credentials").display()
         );
+        if args.seed {
+            let user_key = seed(&service, key).await?;
+            append_profile(
+                &args.data_dir,
+                "testusera",
+                &user_key,
+                &service.account().region,
+                &endpoint,
+            )?;
+            println!("Seeded TestUserA (profile testusera) with ReadOnlyAccess and SessionManager-Pattern3-Abac.");
+        }
     }
     let dir = args.data_dir.display();
     println!(
@@ -120,6 +167,31 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates the seed article's user and policies, as the account root would through the API.
+async fn seed(service: &Service, root_key: &AccessKey) -> anyhow::Result<AccessKey> {
+    let identity = service
+        .authenticate(&root_key.id)
+        .await?
+        .context("the new root key does not authenticate")?;
+    let root = Caller::new(identity, &root_key.id, "127.0.0.1", false);
+    let user = "TestUserA";
+    service
+        .create_user(&root, user, None, &[Tag::new("Project", "test")], None)
+        .await?;
+    service
+        .attach_user_policy(&root, user, "arn:aws:iam::aws:policy/ReadOnlyAccess")
+        .await?;
+    for (name, document) in SEED_POLICIES {
+        let policy = service
+            .create_policy(&root, name, None, document, None)
+            .await?;
+        if name.ends_with("Abac") {
+            service.attach_user_policy(&root, user, &policy.arn).await?;
+        }
+    }
+    Ok(service.create_access_key(&root, Some(user)).await?)
+}
+
 /// Writes `credentials` (the secret, mode 0600) and `config` (region and endpoint) in the AWS
 /// shared-file formats, profile `portcullis-admin`.
 fn write_admin_profile(
@@ -136,6 +208,30 @@ fn write_admin_profile(
     let config =
         format!("[profile portcullis-admin]\nregion = {region}\nendpoint_url = {endpoint}\n");
     write_private(&dir.join("config"), &config)?;
+    Ok(())
+}
+
+/// Adds a profile to the `credentials` and `config` files written at first start.
+fn append_profile(
+    dir: &Path,
+    profile: &str,
+    key: &AccessKey,
+    region: &str,
+    endpoint: &str,
+) -> anyhow::Result<()> {
+    let credentials = dir.join("credentials");
+    let mut text = std::fs::read_to_string(&credentials).unwrap_or_default();
+    text.push_str(&format!(
+        "\n[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        key.id, key.secret
+    ));
+    write_private(&credentials, &text)?;
+    let config = dir.join("config");
+    let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+    text.push_str(&format!(
+        "\n[profile {profile}]\nregion = {region}\nendpoint_url = {endpoint}\n"
+    ));
+    write_private(&config, &text)?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -55,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/nodes/register", post(nodes::register))
         .route("/v1/nodes/heartbeat", post(nodes::heartbeat))
+        // The AWS endpoint reads its body itself, to refuse an oversize one in AWS's shape.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -134,11 +135,25 @@ async fn aws_api(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
     let request_id = portcullis_core::ids::request_id();
     let mut protocol = guess_protocol(&headers);
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            let err = AwsError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            );
+            state
+                .metrics
+                .record("unknown", "unknown", &err.code, started.elapsed());
+            return render(&err, protocol, &request_id);
+        }
+    };
     let mut header_pairs = Vec::with_capacity(headers.len());
     for (name, value) in &headers {
         match value.to_str() {

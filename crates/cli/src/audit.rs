@@ -1,0 +1,88 @@
+//! `portcullis audit tail`: the last API calls, allowed or refused, from the store.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use portcullis_core::store::Store;
+use portcullis_iam::iso8601;
+use portcullis_store::SqliteStore;
+use serde_json::json;
+
+use crate::exit;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Print the most recent audit events, oldest first.
+    ///
+    /// Each event is one API call: time, principal, action, resource, decision
+    /// (allow, explicit_deny, implicit_deny or error), the deciding statement, source IP and
+    /// request id. Reads the store directly, so it works while the server runs.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TailArgs {
+    /// The server's data directory.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = ".portcullis")]
+    data_dir: PathBuf,
+    /// How many events.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    lines: u32,
+    /// One JSON object per line, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
+    let AuditCommand::Tail(args) = cmd;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let db = args.data_dir.join("portcullis.db");
+        anyhow::ensure!(
+            db.exists(),
+            "no store at {} (is --data-dir right?)",
+            db.display()
+        );
+        let store = SqliteStore::open(&db)
+            .await
+            .with_context(|| format!("opening {}", db.display()))?;
+        for e in store
+            .audit_tail(args.lines)
+            .await
+            .context("reading the audit log")?
+        {
+            if args.json {
+                let line = json!({
+                    "time": iso8601(e.time),
+                    "request_id": e.request_id,
+                    "principal": e.principal,
+                    "action": e.action,
+                    "resource": e.resource,
+                    "decision": e.decision,
+                    "statement": e.statement,
+                    "source_ip": e.source_ip,
+                    "error": e.error,
+                });
+                println!("{line}");
+            } else {
+                let statement = e.statement.map(|s| format!(" by {s}")).unwrap_or_default();
+                let error = e.error.map(|c| format!(" ({c})")).unwrap_or_default();
+                println!(
+                    "{} {} {} {} on {}{statement}{error} from {} [{}]",
+                    iso8601(e.time),
+                    e.decision,
+                    e.principal,
+                    e.action,
+                    if e.resource.is_empty() {
+                        "-"
+                    } else {
+                        &e.resource
+                    },
+                    e.source_ip,
+                    e.request_id
+                );
+            }
+        }
+        Ok(exit::OK)
+    })
+}
