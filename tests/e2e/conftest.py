@@ -27,8 +27,9 @@ REGION = "ap-northeast-1"
 class Server:
     """A running `portcullis server` with its data dir; restartable."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, extra=()):
         self.data_dir = data_dir
+        self.extra = list(extra)
         self.proc = None
         self.endpoint = None
         self.port = 0
@@ -37,7 +38,7 @@ class Server:
         listen = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [str(BIN), "server", "--data-dir", str(self.data_dir), "--listen", listen,
-             "--account-id", ACCOUNT, "--region", REGION],
+             "--account-id", ACCOUNT, "--region", REGION, *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "RUST_LOG": "warn"},
         )
@@ -46,7 +47,7 @@ class Server:
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError("server exited: " + self.proc.stderr.read())
-            m = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
+            m = re.search(r"listening on (https?://127\.0\.0\.1:(\d+))", line)
             if m:
                 self.endpoint = m.group(1)
                 self.port = int(m.group(2))  # restarts keep the port

@@ -271,3 +271,37 @@ def test_audit_log_records_allowed_and_refused_calls(server, admin):
     assert all(e["request_id"] for e in events)
     # No secret ever reaches the audit log.
     assert key["SecretAccessKey"] not in out.stdout
+
+
+# --- TLS -----------------------------------------------------------------------------
+
+def test_tls(tmp_path):
+    """--tls-cert/--tls-key: HTTPS for the API, wss:// stream URLs, and aws:SecureTransport."""
+    import os
+    from conftest import Server
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    s = Server(tmp_path / "data", extra=["--tls-cert", str(cert), "--tls-key", str(key)])
+    s.start()
+    try:
+        assert s.endpoint.startswith("https://127.0.0.1:")
+        os.environ["AWS_CA_BUNDLE"] = str(cert)
+        try:
+            sts = s.client("sts", s.admin_keys())
+            assert sts.get_caller_identity()["Account"] == "123456789012"
+            iam = s.client("iam", s.admin_keys())
+            iam.create_user(UserName="TestUserA")
+            k = iam.create_access_key(UserName="TestUserA")["AccessKey"]
+            # Allowed only over TLS: the condition sees aws:SecureTransport=true here.
+            iam.put_user_policy(UserName="TestUserA", PolicyName="tls", PolicyDocument=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "ssm:DescribeSessions", "Resource": "*",
+                               "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}))
+            ssm = s.client("ssm", (k["AccessKeyId"], k["SecretAccessKey"]))
+            assert ssm.describe_sessions(State="Active")["Sessions"] == []
+        finally:
+            del os.environ["AWS_CA_BUNDLE"]
+    finally:
+        s.stop()

@@ -39,6 +39,22 @@ pub struct Args {
     /// ap-northeast-1 unless given.
     #[arg(long, env = "PORTCULLIS_SEED")]
     seed: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(
+        long,
+        env = "PORTCULLIS_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(
+        long,
+        env = "PORTCULLIS_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 /// The account and region the seed article's policies name.
@@ -71,6 +87,12 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
             "--account-id must be 12 digits, not `{id}`"
         );
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(portcullis_server::tls::load_config(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     create_private_dir(&args.data_dir)?;
     let db = args.data_dir.join("portcullis.db");
     let store = SqliteStore::open(&db)
@@ -95,7 +117,8 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let local = listener.local_addr()?;
-    let endpoint = format!("http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{local}");
     if let Some(key) = &boot.new_root_key {
         write_admin_profile(&args.data_dir, key, &service.account().region, &endpoint)?;
         println!(
@@ -126,10 +149,14 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     );
     println!("Try: AWS_SHARED_CREDENTIALS_FILE={dir}/credentials AWS_CONFIG_FILE={dir}/config aws --profile portcullis-admin sts get-caller-identity");
     tracing::info!(%endpoint, account = %service.account().id, "listening");
-    let state = Arc::new(AppState::new(service, false));
-    portcullis_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving")?;
+    let state = Arc::new(AppState::new(service, tls.is_some()));
+    match tls {
+        Some(config) => {
+            portcullis_server::tls::serve_tls(listener, state, config, shutdown_signal()).await
+        }
+        None => portcullis_server::serve(listener, state, shutdown_signal()).await,
+    }
+    .context("serving")?;
     tracing::info!("stopped");
     Ok(exit::OK)
 }

@@ -24,6 +24,7 @@ mod iam_api;
 pub mod metrics;
 mod nodes;
 mod ssm_api;
+pub mod tls;
 
 /// AWS's largest request bodies for these services are far below this; anything bigger is
 /// refused before it is read whole.
