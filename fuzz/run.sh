@@ -13,8 +13,6 @@
 #                    so AddressSanitizer mostly costs speed; use "address" to enable it)
 #   FUZZ_NICE        nice level (default 10), so that other builds still progress
 #   FUZZ_ARGS        extra libFuzzer arguments (e.g. "-max_len=12000 -jobs=1")
-#   PORTCULLIS_FUZZ_STRICT=1   the parse target also fails on the round-trip bugs already
-#                    reported (see fuzz_targets/parse.rs)
 #
 # Only the stable toolchain is needed: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags.
 set -euo pipefail

@@ -114,7 +114,11 @@ fuzz_target!(|data: &[u8]| {
         req = req.with_context(c);
     }
     let decision = set.evaluate(&req);
-    assert_eq!(set.evaluate(&req), decision, "evaluate is not deterministic");
+    assert_eq!(
+        set.evaluate(&req),
+        decision,
+        "evaluate is not deterministic"
+    );
     let explanation = set.explain(&req);
     assert!(
         explanation.decision == decision,

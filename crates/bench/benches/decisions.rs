@@ -35,8 +35,8 @@
 //!   on `bucket-N/*`, 200 × synthetic `svcN:ActionM` on `svcN` ARNs, 199 ×
 //!   `ssm:GetParameter(s)` on `parameter/appN/*`, and the last one
 //!   `ssm:StartSession` on instance `i-0885b2e35926f1fb3`. Allowed: that
-//!   instance; denied: `i-0123456789abcdef0` (no statement grants it, so
-//!   every engine has to rule out all 1,000).
+//!   instance; denied: `i-0123456789abcdef0` (no statement grants it: an
+//!   engine has to establish that none of the 1,000 applies).
 //! * `bulk-1000-same-action` (a stress case beyond the four asked for): 1,000
 //!   Allow statements in 25 policies that *all* grant `ssm:StartSession`, so
 //!   an engine that indexes statements by action (ours does) cannot skip
@@ -185,7 +185,23 @@ fn fmt_time(ns: Option<f64>) -> String {
     }
 }
 
-/// Cores available to this process and, where /proc/cpuinfo says, the CPU model.
+/// `0.031 (1/32)`: the ratio, with three decimals (five below 0.001), and its
+/// inverse.
+fn fmt_ratio(r: f64) -> String {
+    let inverse = if r > 0.0 {
+        format!(" (1/{:.0})", 1.0 / r)
+    } else {
+        String::new()
+    };
+    if r < 0.001 {
+        format!("{r:.5}{inverse}")
+    } else {
+        format!("{r:.3}{inverse}")
+    }
+}
+
+/// Cores available to this process and, where /proc says, the CPU model and the
+/// load average (other work on the machine skews the numbers).
 fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -197,7 +213,13 @@ fn machine() -> String {
                 .map(|(_, m)| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    format!("{cores} cores, {model}")
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .map_or_else(String::new, |l| {
+            format!(", 1-min load average at the end {l}")
+        });
+    format!("{cores} cores, {model}{load}")
 }
 
 /// Print a Markdown table of this run's results (for BENCHMARKS.md).
@@ -240,7 +262,7 @@ fn print_summary(scenarios: &[Scenario], mistakes: &PeerMistakes, since: SystemT
                 fmt_time(ours),
                 peer_cell(CEDAR, cedar),
                 peer_cell(IAMRS, iamrs),
-                ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.3}")),
+                ratio.map_or_else(|| "—".to_owned(), fmt_ratio),
                 met.map_or("—", |m| if m { "yes" } else { "no" }),
             );
         }

@@ -61,6 +61,11 @@ impl From<StoreError> for Error {
                 Error::new(409, "EntityAlreadyExists", "The entity already exists.")
             }
             StoreError::LimitExceeded => Error::new(409, "LimitExceeded", "A limit was exceeded."),
+            StoreError::Conflict(_) => Error::new(
+                409,
+                "DeleteConflict",
+                "Cannot delete entity, must remove referenced objects first.",
+            ),
         }
     }
 }

@@ -5,8 +5,10 @@ use rand::Rng;
 const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const BASE62: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
+/// `ThreadRng` is a CSPRNG seeded (and periodically reseeded) from the OS: secure for
+/// tokens, without a system call per character.
 fn pick(alphabet: &[u8], len: usize) -> String {
-    let mut rng = rand::rngs::OsRng;
+    let mut rng = rand::thread_rng();
     (0..len)
         .map(|_| {
             char::from(
@@ -35,7 +37,7 @@ pub fn access_key_pair() -> (String, String) {
 
 /// A 12-digit account id that does not start with 0.
 pub fn account_id() -> String {
-    let mut rng = rand::rngs::OsRng;
+    let mut rng = rand::thread_rng();
     format!("{}{}", rng.gen_range(1..10), pick(b"0123456789", 11))
 }
 

@@ -6,6 +6,7 @@ pub mod aws_policies;
 pub mod error;
 pub mod ids;
 pub mod model;
+mod nodes;
 pub mod ops_ec2;
 mod ops_iam;
 pub mod ops_ssm;

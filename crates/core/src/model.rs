@@ -98,6 +98,18 @@ pub struct PolicyVersion {
     pub created: i64,
 }
 
+/// A user's console password, as IAM keeps it: the password's hash (a PHC string, Argon2id),
+/// never the password itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginProfile {
+    /// The user's name as it was written.
+    pub user_name: String,
+    pub password_hash: String,
+    pub created: i64,
+    /// The user must choose a new password at next sign-in.
+    pub password_reset_required: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
@@ -243,4 +255,92 @@ pub struct AuditEvent {
     pub source_ip: String,
     /// The error code returned, if any.
     pub error: Option<String>,
+}
+
+// Policy simulation (`SimulatePrincipalPolicy`, `SimulateCustomPolicy`): what is asked and
+// what the simulator answers. Not stored.
+
+/// A context key the caller supplies to a simulation (`ContextEntries.member.N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulationContextEntry {
+    pub key: String,
+    pub values: Vec<String>,
+    /// `string`, `stringList`, `numeric`, ... as IAM names them (`ContextKeyType`).
+    pub key_type: Option<String>,
+}
+
+/// What to simulate: every action on every resource (`*` when none is named).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimulationRequest {
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    pub context: Vec<SimulationContextEntry>,
+    /// Identity policies to add (`PolicyInputList`).
+    pub policies: Vec<String>,
+    /// A permissions boundary to use instead of the principal's
+    /// (`PermissionsBoundaryPolicyInputList`, at most one).
+    pub boundary_policies: Vec<String>,
+}
+
+/// A simulated decision, named as IAM's `EvalDecision` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimulationDecision {
+    Allowed,
+    ImplicitDeny,
+    ExplicitDeny,
+}
+
+impl SimulationDecision {
+    /// `allowed`, `implicitDeny` or `explicitDeny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimulationDecision::Allowed => "allowed",
+            SimulationDecision::ImplicitDeny => "implicitDeny",
+            SimulationDecision::ExplicitDeny => "explicitDeny",
+        }
+    }
+}
+
+/// A statement that decided a simulated request, and where it is in its document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedStatement {
+    /// The policy's label: `PolicyInputList.1`, `user NAME inline policy P`, a policy ARN, ...
+    pub source_policy_id: String,
+    pub source_policy_type: Option<String>,
+    /// (line, column) just after the statement's `{`, as IAM reports `StartPosition`.
+    pub start: (u32, u32),
+    /// (line, column) just after the statement's `}`, as IAM reports `EndPosition`.
+    pub end: (u32, u32),
+}
+
+/// The simulation of one action on one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedResource {
+    pub resource: String,
+    pub decision: SimulationDecision,
+    /// The identity-policy statements that decided (the denies for an explicit deny, the
+    /// allows for an allow, none for an implicit deny).
+    pub matched_statements: Vec<SimulatedStatement>,
+    /// Condition keys of the statements that apply to the action and resource which the
+    /// request did not supply.
+    pub missing_context_values: Vec<String>,
+    /// Whether the permissions boundary allows, when there is one.
+    pub allowed_by_boundary: Option<bool>,
+}
+
+/// The simulation of one action: the most restrictive decision over its resources, with
+/// each resource's own result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulationResult {
+    pub action: String,
+    /// `*`: IAM now names an ARN template here, and the resources in `resources`.
+    pub resource_name: String,
+    pub decision: SimulationDecision,
+    /// The statements that made `decision`, over all resources, each once.
+    pub matched_statements: Vec<SimulatedStatement>,
+    /// Over all resources, each once.
+    pub missing_context_values: Vec<String>,
+    pub allowed_by_boundary: Option<bool>,
+    /// One per resource ARN asked about; empty when none was (the resource is `*`).
+    pub resources: Vec<SimulatedResource>,
 }

@@ -107,7 +107,7 @@ impl Service {
             updates.push((node.id, merged));
         }
         for (id, merged) in updates {
-            self.store.set_node_tags(&id, &merged).await?;
+            self.write_node_tags(&id, &merged).await?;
         }
         Ok(())
     }
@@ -134,7 +134,7 @@ impl Service {
                         .any(|r| r.key == t.key && r.value.as_ref().is_none_or(|v| *v == t.value))
                 })
                 .collect();
-            self.store.set_node_tags(&node.id, &kept).await?;
+            self.write_node_tags(&node.id, &kept).await?;
         }
         Ok(())
     }

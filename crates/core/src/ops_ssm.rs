@@ -31,6 +31,37 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// Outstanding stream tokens by hash. Expiries grow with grant order (one lifetime for
+/// all), so pruning pops from the front of a queue: O(1) per grant however many are live.
+#[derive(Debug, Default)]
+pub(crate) struct StreamTokens {
+    live: std::collections::HashMap<String, (String, i64)>,
+    by_expiry: std::collections::VecDeque<(i64, String)>,
+}
+
+impl StreamTokens {
+    fn prune(&mut self, now: i64) {
+        while self.by_expiry.front().is_some_and(|(exp, _)| *exp < now) {
+            if let Some((_, hash)) = self.by_expiry.pop_front() {
+                self.live.remove(&hash);
+            }
+        }
+    }
+
+    fn grant(&mut self, hash: String, session_id: &str, now: i64) {
+        self.prune(now);
+        let expires = now + STREAM_TOKEN_SECONDS;
+        self.by_expiry.push_back((expires, hash.clone()));
+        self.live.insert(hash, (session_id.to_owned(), expires));
+    }
+
+    fn redeem(&mut self, hash: &str, now: i64) -> Option<String> {
+        self.prune(now);
+        let (session, expires) = self.live.remove(hash)?;
+        (expires >= now).then_some(session)
+    }
+}
+
 /// What `StartSession` and `ResumeSession` hand back; the server turns it into a stream URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamGrant {
@@ -109,19 +140,13 @@ impl Service {
         )
     }
 
-    fn is_online(node: &Node) -> bool {
-        node.last_ping
-            .is_some_and(|t| now() - t <= PING_TIMEOUT_SECONDS)
-    }
-
-    async fn node_and_tags(&self, id: &str) -> Result<(Option<Node>, Vec<Tag>)> {
-        match self.store.node(id).await? {
-            Some(node) => {
-                let tags = self.store.node_tags(id).await?;
-                Ok((Some(node), tags))
-            }
-            None => Ok((None, Vec::new())),
-        }
+    /// A node is online while its agent's control channel is open, or (for agents that only
+    /// send heartbeats) within [`PING_TIMEOUT_SECONDS`] of the last one.
+    pub fn is_online(&self, node: &Node) -> bool {
+        self.nodes.is_connected(&node.id)
+            || node
+                .last_ping
+                .is_some_and(|t| now() - t <= PING_TIMEOUT_SECONDS)
     }
 
     /// `StartSession`: authorized against the node (with its tags) and, when a document is
@@ -176,7 +201,7 @@ impl Service {
             }
         }
         match &node {
-            Some(n) if Self::is_online(n) => {}
+            Some(n) if self.is_online(n) => {}
             _ => {
                 return Err(Error::invalid(
                     "TargetNotConnected",
@@ -203,19 +228,18 @@ impl Service {
 
     fn grant_stream_token(&self, session_id: &str) -> String {
         let token = ids::token();
-        let expires = now() + STREAM_TOKEN_SECONDS;
         if let Ok(mut tokens) = self.stream_tokens.lock() {
-            tokens.retain(|_, (_, exp)| *exp >= now());
-            tokens.insert(sha256_hex(&token), (session_id.to_owned(), expires));
+            tokens.grant(sha256_hex(&token), session_id, now());
         }
         token
     }
 
     /// Redeems a stream token: the session it was granted for, once, within its lifetime.
     pub fn redeem_stream_token(&self, token: &str) -> Option<String> {
-        let mut tokens = self.stream_tokens.lock().ok()?;
-        let (session, expires) = tokens.remove(&sha256_hex(token))?;
-        (expires >= now()).then_some(session)
+        self.stream_tokens
+            .lock()
+            .ok()?
+            .redeem(&sha256_hex(token), now())
     }
 
     /// A session and the tags AWS puts on it (`aws:ssmmessages:session-id` = the starter's
@@ -310,7 +334,7 @@ impl Service {
             &tags,
             &[],
         )?;
-        Ok(node.as_ref().is_some_and(Self::is_online))
+        Ok(node.as_ref().is_some_and(|n| self.is_online(n)))
     }
 
     pub async fn describe_instance_information(&self, caller: &Caller) -> Result<Vec<NodeInfo>> {
@@ -319,7 +343,7 @@ impl Service {
         Ok(nodes
             .into_iter()
             .map(|node| NodeInfo {
-                online: Self::is_online(&node),
+                online: self.is_online(&node),
                 node,
             })
             .collect())
@@ -475,12 +499,6 @@ impl Service {
         Ok(node.filter(|n| constant_time_eq(&n.credential_hash, &sha256_hex(credential))))
     }
 
-    /// Records an agent's heartbeat.
-    pub async fn node_heartbeat(&self, node_id: &str) -> Result<()> {
-        self.store.touch_node(node_id, now()).await?;
-        Ok(())
-    }
-
     /// `DeregisterManagedInstance`.
     pub async fn deregister_node(&self, caller: &Caller, id: &str) -> Result<()> {
         let (node, tags) = self.node_and_tags(id).await?;
@@ -497,7 +515,7 @@ impl Service {
                 format!("Instance id {id} is not valid."),
             ));
         }
-        self.store.delete_node(id).await?;
+        self.remove_node(id).await?;
         Ok(())
     }
 
@@ -515,7 +533,7 @@ impl Service {
             .await?;
         let merged = validate::merge_tags(node.1, tags);
         validate::tags("TooManyTagsError", "tags", &merged, MAX_TAGS)?;
-        self.store.set_node_tags(id, &merged).await?;
+        self.write_node_tags(id, &merged).await?;
         Ok(())
     }
 
@@ -540,7 +558,7 @@ impl Service {
             .into_iter()
             .filter(|t| !keys.contains(&t.key))
             .collect();
-        self.store.set_node_tags(id, &kept).await?;
+        self.write_node_tags(id, &kept).await?;
         Ok(())
     }
 
@@ -602,4 +620,77 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 
 fn uuid_like() -> String {
     ids::request_id()
+}
+
+/// What the data channels tell the service about a session's life. These are not API calls:
+/// the server calls them as sockets come and go, after authenticating the node or redeeming
+/// the client's token.
+impl Service {
+    /// The session, if it exists, is active, and runs on `node_id`.
+    pub async fn active_session_on(
+        &self,
+        session_id: &str,
+        node_id: &str,
+    ) -> Result<Option<Session>> {
+        Ok(self
+            .store
+            .session(session_id)
+            .await?
+            .filter(|s| s.target == node_id && s.status.is_active()))
+    }
+
+    /// Ids of the sessions still active on a node (what its agent may keep running).
+    pub async fn active_sessions_on(&self, node_id: &str) -> Result<Vec<String>> {
+        let filter = SessionFilter {
+            active: true,
+            target: Some(node_id.to_owned()),
+            ..SessionFilter::default()
+        };
+        Ok(self
+            .store
+            .list_sessions(&filter)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect())
+    }
+
+    /// A client attached to (`true`) or dropped from (`false`) an active session.
+    pub async fn session_client(&self, session_id: &str, attached: bool) -> Result<()> {
+        let Some(session) = self.store.session(session_id).await? else {
+            return Ok(());
+        };
+        if session.status.is_active() {
+            let status = if attached {
+                SessionStatus::Connected
+            } else {
+                SessionStatus::Disconnected
+            };
+            self.store
+                .set_session_status(session_id, status, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The session ended (shell exited, agent gone, idle timeout): Terminated, with its end time.
+    pub async fn session_ended(&self, session_id: &str) -> Result<()> {
+        if let Some(session) = self.store.session(session_id).await? {
+            if session.status.is_active() {
+                self.store
+                    .set_session_status(session_id, SessionStatus::Terminated, Some(now()))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the session is still active (for idle timers).
+    pub async fn session_is_disconnected(&self, session_id: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .session(session_id)
+            .await?
+            .is_some_and(|s| s.status == SessionStatus::Disconnected))
+    }
 }

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portcullis_iam::{
-    iso8601, Context, Decision, Policy, PolicyKind, PolicySet, Principal, Request, Tags,
-};
+use portcullis_iam::{iso8601, Context, Decision, PolicySet, Principal, Request, Tags};
 
 use crate::aws_policies::AWS_MANAGED_POLICIES;
 use crate::error::{Error, Result};
@@ -18,7 +16,7 @@ use crate::ids;
 use crate::model::{
     AccessKey, Account, AuditEvent, KeyOwner, KeyStatus, ManagedPolicy, PolicyVersion, Tag, User,
 };
-use crate::store::{PolicyOwner, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -127,9 +125,10 @@ pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) account: Account,
     identities: RwLock<HashMap<String, Arc<Identity>>>,
-    /// One-time stream tokens: SHA-256 of the token → (session id, expiry). In memory on
-    /// purpose: they live 60 seconds, and a restart should invalidate them.
-    pub(crate) stream_tokens: Mutex<HashMap<String, (String, i64)>>,
+    /// One-time stream tokens. In memory on purpose: they live 60 seconds, and a restart
+    /// should invalidate them.
+    pub(crate) stream_tokens: Mutex<crate::ops_ssm::StreamTokens>,
+    pub(crate) nodes: crate::nodes::NodeCache,
 }
 
 /// What first start created: the account root's access key, to hand to the administrator.
@@ -196,12 +195,29 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Sessions the previous process left open have no relay any more: they ended.
+        let left_open = store
+            .list_sessions(&crate::store::SessionFilter {
+                active: true,
+                ..crate::store::SessionFilter::default()
+            })
+            .await?;
+        for session in left_open {
+            store
+                .set_session_status(
+                    &session.id,
+                    crate::model::SessionStatus::Terminated,
+                    Some(now()),
+                )
+                .await?;
+        }
         Ok(Bootstrap {
             service: Service {
                 store,
                 account,
                 identities: RwLock::new(HashMap::new()),
-                stream_tokens: Mutex::new(HashMap::new()),
+                stream_tokens: Mutex::new(crate::ops_ssm::StreamTokens::default()),
+                nodes: crate::nodes::NodeCache::default(),
             },
             new_root_key,
         })
@@ -274,34 +290,15 @@ impl Service {
         Ok(Some(identity))
     }
 
-    /// All policies that apply to a user: inline and attached, the user's and their groups',
-    /// and the permissions boundary. A stored document that no longer parses makes the call
-    /// fail (closed), never silently drops a statement.
+    /// All policies that apply to a user, as the engine evaluates them.
     pub(crate) async fn user_policy_set(&self, user: &User) -> Result<PolicySet> {
         let mut set = PolicySet::new();
-        let mut owners = vec![(
-            PolicyOwner::User(user.name.clone()),
-            format!("user {}", user.name),
-        )];
-        for group in self.store.groups_for_user(&user.name).await? {
-            owners.push((
-                PolicyOwner::Group(group.name.clone()),
-                format!("group {}", group.name),
-            ));
-        }
-        for (owner, label) in &owners {
-            for inline in self.store.list_inline_policies(owner).await? {
-                let policy = stored_policy(&inline.document, PolicyKind::Inline)?;
-                set.add_identity(&format!("{label} inline policy {}", inline.name), &policy);
+        for source in self.user_sources(user, true).await? {
+            if source.boundary {
+                set.set_boundary(&source.label, &source.policy);
+            } else {
+                set.add_identity(&source.label, &source.policy);
             }
-            for arn in self.store.attached_policies(owner).await? {
-                let document = self.default_document(&arn).await?;
-                set.add_identity(&arn, &stored_policy(&document, PolicyKind::Managed)?);
-            }
-        }
-        if let Some(arn) = &user.permissions_boundary {
-            let document = self.default_document(arn).await?;
-            set.set_boundary(arn, &stored_policy(&document, PolicyKind::Managed)?);
         }
         Ok(set)
     }
@@ -387,10 +384,6 @@ impl Service {
             .await?;
         Ok(())
     }
-}
-
-fn stored_policy(document: &str, kind: PolicyKind) -> Result<Policy> {
-    Policy::parse_as(document, kind).map_err(|_| Error::internal())
 }
 
 /// AWS's refusal for the action's service: `AccessDenied` (IAM, STS),

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use crate::model::{
     AccessKey, Account, Activation, AuditEvent, Group, InlinePolicy, KeyOwner, KeyStatus,
-    ManagedPolicy, Node, PolicyVersion, Session, SessionStatus, Tag, User,
+    LoginProfile, ManagedPolicy, Node, PolicyVersion, Session, SessionStatus, Tag, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +21,34 @@ pub enum StoreError {
     AlreadyExists,
     /// A limit was hit (an activation's registration limit, say).
     LimitExceeded,
+    /// A delete was refused because something still depends on the record; the text is one
+    /// of the [`conflict`] names, which the caller words for its clients (IAM's
+    /// `DeleteConflict` messages).
+    Conflict(String),
     /// The database failed; the message is for logs, not for clients.
     Backend(String),
+}
+
+/// What a refused delete still has: the text of [`StoreError::Conflict`].
+pub mod conflict {
+    /// A user's login profile.
+    pub const LOGIN_PROFILE: &str = "login profile";
+    /// A user's access keys.
+    pub const ACCESS_KEYS: &str = "access keys";
+    /// A user's or group's inline policies.
+    pub const INLINE_POLICIES: &str = "inline policies";
+    /// Managed policies attached to a user or group.
+    pub const ATTACHED_POLICIES: &str = "attached policies";
+    /// A user's group memberships, or a group's members.
+    pub const GROUP_MEMBERSHIPS: &str = "group memberships";
+    /// A managed policy attached to users or groups.
+    pub const POLICY_ATTACHMENTS: &str = "policy attachments";
+    /// A managed policy used as a user's permissions boundary.
+    pub const PERMISSIONS_BOUNDARY: &str = "permissions boundary";
+    /// A managed policy with versions besides its default one.
+    pub const POLICY_VERSIONS: &str = "policy versions";
+    /// The default version of a managed policy (only deleted with the policy).
+    pub const DEFAULT_VERSION: &str = "default version";
 }
 
 impl fmt::Display for StoreError {
@@ -31,6 +57,7 @@ impl fmt::Display for StoreError {
             StoreError::NotFound => f.write_str("not found"),
             StoreError::AlreadyExists => f.write_str("already exists"),
             StoreError::LimitExceeded => f.write_str("limit exceeded"),
+            StoreError::Conflict(what) => write!(f, "still has {what}"),
             StoreError::Backend(e) => write!(f, "store: {e}"),
         }
     }
@@ -69,7 +96,9 @@ pub trait Store: Send + Sync + 'static {
 
     // Access keys
     async fn access_key(&self, id: &str) -> StoreResult<Option<AccessKey>>;
-    async fn insert_access_key(&self, key: &AccessKey) -> StoreResult<()>;
+    /// Inserts a key unless its owner already has `max_per_owner` (then `LimitExceeded`);
+    /// the count and the insert are one transaction, so concurrent calls cannot pass it.
+    async fn insert_access_key(&self, key: &AccessKey, max_per_owner: usize) -> StoreResult<()>;
     async fn list_access_keys(&self, owner: &KeyOwner) -> StoreResult<Vec<AccessKey>>;
     async fn set_access_key_status(&self, id: &str, status: KeyStatus) -> StoreResult<()>;
     async fn delete_access_key(&self, id: &str) -> StoreResult<()>;
@@ -78,18 +107,37 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_user(&self, user: &User, tags: &[Tag]) -> StoreResult<()>;
     async fn user(&self, name: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Refused with `Conflict` (checked in this order: [`conflict::LOGIN_PROFILE`],
+    /// [`conflict::ACCESS_KEYS`], [`conflict::ATTACHED_POLICIES`],
+    /// [`conflict::INLINE_POLICIES`], [`conflict::GROUP_MEMBERSHIPS`]) while the user still has
+    /// any of them, in the same transaction as the delete. Takes the user's tags with it.
     async fn delete_user(&self, name: &str) -> StoreResult<()>;
     async fn user_tags(&self, name: &str) -> StoreResult<Vec<Tag>>;
     /// Replaces all of the user's tags.
     async fn set_user_tags(&self, name: &str, tags: &[Tag]) -> StoreResult<()>;
     async fn set_user_boundary(&self, name: &str, policy_arn: Option<&str>) -> StoreResult<()>;
-    async fn set_login_profile(&self, user: &str, password_hash: &str) -> StoreResult<()>;
-    async fn login_profile(&self, user: &str) -> StoreResult<Option<String>>;
+    /// Creates the user's login profile: `AlreadyExists` if they have one, `NotFound` if the
+    /// user does not exist. `profile.user_name` names the user (any case).
+    async fn insert_login_profile(&self, profile: &LoginProfile) -> StoreResult<()>;
+    /// The profile, with the user's name as it was written.
+    async fn login_profile(&self, user: &str) -> StoreResult<Option<LoginProfile>>;
+    /// Changes what is given (the hash, the reset flag); `NotFound` when there is no profile.
+    async fn update_login_profile(
+        &self,
+        user: &str,
+        password_hash: Option<&str>,
+        password_reset_required: Option<bool>,
+    ) -> StoreResult<()>;
+    /// `NotFound` when there is no profile.
+    async fn delete_login_profile(&self, user: &str) -> StoreResult<()>;
 
     // Groups
     async fn insert_group(&self, group: &Group) -> StoreResult<()>;
     async fn group(&self, name: &str) -> StoreResult<Option<Group>>;
     async fn list_groups(&self) -> StoreResult<Vec<Group>>;
+    /// Refused with `Conflict` ([`conflict::GROUP_MEMBERSHIPS`], then
+    /// [`conflict::INLINE_POLICIES`], then [`conflict::ATTACHED_POLICIES`]) while the group
+    /// still has members or policies, in the same transaction as the delete.
     async fn delete_group(&self, name: &str) -> StoreResult<()>;
     async fn add_user_to_group(&self, group: &str, user: &str) -> StoreResult<()>;
     async fn remove_user_from_group(&self, group: &str, user: &str) -> StoreResult<()>;
@@ -115,8 +163,27 @@ pub trait Store: Send + Sync + 'static {
     async fn managed_policy(&self, arn: &str) -> StoreResult<Option<ManagedPolicy>>;
     async fn list_managed_policies(&self) -> StoreResult<Vec<ManagedPolicy>>;
     async fn policy_versions(&self, arn: &str) -> StoreResult<Vec<PolicyVersion>>;
-    /// Adds a version; when it is the default, the previous default stops being one.
-    async fn add_policy_version(&self, arn: &str, version: &PolicyVersion) -> StoreResult<()>;
+    /// Adds a version with the next version id (`v2`, `v3`, ...; ids are never reused, even
+    /// after a delete) and returns it. `LimitExceeded` when the policy already has
+    /// `max_versions`. When `set_as_default`, the previous default stops being one. The
+    /// policy's `updated` becomes `created` (never going backwards).
+    async fn add_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        set_as_default: bool,
+        created: i64,
+        max_versions: usize,
+    ) -> StoreResult<PolicyVersion>;
+    /// Makes a version the default; `NotFound` when the policy or the version does not exist.
+    async fn set_default_policy_version(&self, arn: &str, version_id: &str) -> StoreResult<()>;
+    /// Deletes a version that is not the default (the default: `Conflict`
+    /// [`conflict::DEFAULT_VERSION`]); `NotFound` when the policy or the version does not exist.
+    async fn delete_policy_version(&self, arn: &str, version_id: &str) -> StoreResult<()>;
+    /// Deletes the policy with its (default) version. Refused with `Conflict`, in the same
+    /// transaction, while it is attached ([`conflict::POLICY_ATTACHMENTS`]), is a user's
+    /// permissions boundary ([`conflict::PERMISSIONS_BOUNDARY`]) or has other versions than the
+    /// default ([`conflict::POLICY_VERSIONS`]), in that order.
     async fn delete_managed_policy(&self, arn: &str) -> StoreResult<()>;
     async fn attach_policy(&self, owner: &PolicyOwner, arn: &str) -> StoreResult<()>;
     async fn detach_policy(&self, owner: &PolicyOwner, arn: &str) -> StoreResult<()>;

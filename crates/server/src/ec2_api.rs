@@ -123,9 +123,7 @@ pub async fn handle(
             ec2_response(action, rid, |w| {
                 w.start("reservationSet");
                 for (node, tags) in found.iter().filter(|(n, t)| filters.accept(&n.id, t)) {
-                    let online = node
-                        .last_ping
-                        .is_some_and(|t| portcullis_core::service::now() - t <= 60);
+                    let online = svc.is_online(node);
                     w.start("item")
                         .element(
                             "reservationId",

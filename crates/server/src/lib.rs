@@ -19,6 +19,7 @@ use portcullis_aws_api::{sigv4, AwsError, Operation, Protocol, RequestParts, Sig
 use portcullis_core::{Caller, Error, Service};
 use tokio::net::TcpListener;
 
+pub mod channels;
 mod ec2_api;
 mod iam_api;
 pub mod metrics;
@@ -36,6 +37,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Whether clients reach this server over TLS (decides `aws:SecureTransport`, `wss://`).
     pub tls: bool,
+    pub hub: channels::Hub,
+    /// A session whose client dropped is terminated if nobody resumes it within this time.
+    pub idle_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -45,6 +49,8 @@ impl AppState {
             signing_keys: SigningKeyCache::new(1024),
             metrics: metrics::Metrics::default(),
             tls,
+            hub: channels::Hub::default(),
+            idle_timeout: std::time::Duration::from_secs(20 * 60),
         }
     }
 }
@@ -56,6 +62,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/nodes/register", post(nodes::register))
         .route("/v1/nodes/heartbeat", post(nodes::heartbeat))
+        .route("/v1/control", get(channels::control))
+        .route("/v1/agent-data/{session_id}", get(channels::agent_data))
+        .route("/v1/data-channel/{session_id}", get(channels::client_data))
         // The AWS endpoint reads its body itself, to refuse an oversize one in AWS's shape.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -292,6 +301,7 @@ async fn dispatch(
             let at = ssm_api::Endpoint {
                 host,
                 tls: state.tls,
+                hub: &state.hub,
             };
             let result = ssm_api::handle(svc, caller, &operation, &body, &at)
                 .await

@@ -11,6 +11,8 @@ pub struct Endpoint<'a> {
     /// `Host` as the client sent it.
     pub host: &'a str,
     pub tls: bool,
+    /// To tell agents about sessions started and terminated.
+    pub hub: &'a crate::channels::Hub,
 }
 
 fn type_error(field: &str, want: &str) -> Error {
@@ -258,14 +260,13 @@ pub async fn handle(
 ) -> Result<Value> {
     Ok(match operation {
         "StartSession" => {
+            let target = req_str(body, "Target")?;
+            let document = opt_str(body, "DocumentName")?;
             let grant = svc
-                .start_session(
-                    caller,
-                    req_str(body, "Target")?,
-                    opt_str(body, "DocumentName")?,
-                    opt_str(body, "Reason")?,
-                )
+                .start_session(caller, target, document, opt_str(body, "Reason")?)
                 .await?;
+            let document = document.unwrap_or(portcullis_core::ops_ssm::DEFAULT_SESSION_DOCUMENT);
+            at.hub.open_session(target, &grant.session_id, document);
             stream(&grant, at)
         }
         "ResumeSession" => stream(
@@ -277,6 +278,7 @@ pub async fn handle(
             let session = svc
                 .terminate_session(caller, req_str(body, "SessionId")?)
                 .await?;
+            at.hub.terminate_session(&session.target, &session.id);
             json!({"SessionId": session.id})
         }
         "DescribeSessions" => {

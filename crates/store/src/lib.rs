@@ -23,12 +23,18 @@
 //!   read from its versions and attachments, not stored beside them, so they cannot drift:
 //!   the first version is always the default; deleting a user or group detaches its
 //!   policies. What `insert_managed_policy` is given for these two fields is not used.
-//! - **Deletes.** Deleting a user or group takes with it what it owns (tags, keys, login
-//!   profile, memberships, inline policies, attachments); refusing such a delete while
-//!   things remain (IAM's `DeleteConflict`) is the caller's check. Deleting a node takes
-//!   its tags; sessions and audit events stay. Deleting a managed policy takes its
-//!   versions and attachments, but is refused while a user has it as permissions boundary
-//!   (a boundary vanishing would widen what the user may do).
+//! - **Deletes.** Deleting a user, group or managed policy is refused with
+//!   `StoreError::Conflict` (naming what remains, from `store::conflict`) while something
+//!   still depends on it, checked in the delete's own transaction so nothing can slip in
+//!   between: a user's login profile, access keys, attached and inline policies and group
+//!   memberships; a group's members and policies; a policy's attachments, its use as a
+//!   permissions boundary (a boundary vanishing would widen what the user may do) and its
+//!   versions other than the default. A user's tags go with the user, a policy's default
+//!   version with the policy. Deleting a node takes its tags; sessions and audit events stay.
+//! - **Limits.** `insert_access_key` and `add_policy_version` count and insert in one
+//!   transaction, so concurrent calls cannot pass the limit they are given.
+//! - **Version ids.** `add_policy_version` hands out `v(N+1)` after the highest id the
+//!   policy ever had (kept in `managed_policies.last_version`): ids are not reused.
 //! - **Sessions.** `started_after` is inclusive and `started_before` exclusive, as
 //!   DescribeSessions' `InvokedAfter` / `InvokedBefore`. `set_session_status` sets `ended`
 //!   to exactly what it is given.

@@ -1,8 +1,8 @@
 //! Reading records out of rows. Column names are the schema's (`migrations/sqlite/`).
 
 use portcullis_core::model::{
-    AccessKey, Account, Activation, AuditEvent, Group, KeyOwner, KeyStatus, ManagedPolicy, Node,
-    NodeKind, PolicyVersion, Session, SessionStatus, Tag, User,
+    AccessKey, Account, Activation, AuditEvent, Group, KeyOwner, KeyStatus, LoginProfile,
+    ManagedPolicy, Node, NodeKind, PolicyVersion, Session, SessionStatus, Tag, User,
 };
 use portcullis_core::store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
@@ -76,6 +76,15 @@ pub(crate) fn group(row: &SqliteRow) -> StoreResult<Group> {
         arn: get(row, "arn")?,
         path: get(row, "path")?,
         created: get(row, "created")?,
+    })
+}
+
+pub(crate) fn login_profile(row: &SqliteRow) -> StoreResult<LoginProfile> {
+    Ok(LoginProfile {
+        user_name: get(row, "user_name")?,
+        password_hash: get(row, "password_hash")?,
+        created: get(row, "created")?,
+        password_reset_required: get(row, "password_reset_required")?,
     })
 }
 

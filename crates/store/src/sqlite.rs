@@ -14,9 +14,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use portcullis_core::model::{
     AccessKey, Account, Activation, AuditEvent, Group, InlinePolicy, KeyOwner, KeyStatus,
-    ManagedPolicy, Node, PolicyVersion, Session, SessionStatus, Tag, User,
+    LoginProfile, ManagedPolicy, Node, PolicyVersion, Session, SessionStatus, Tag, User,
 };
-use portcullis_core::store::{PolicyOwner, SessionFilter, Store, StoreError, StoreResult};
+use portcullis_core::store::{
+    conflict, PolicyOwner, SessionFilter, Store, StoreError, StoreResult,
+};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -47,6 +49,7 @@ const POLICY_COLUMNS: &str = "p.arn, p.name, p.path, p.policy_id, p.description,
 const USER_COLUMNS: &str = "name, user_id, arn, path, created, permissions_boundary";
 const GROUP_COLUMNS: &str = "name, group_id, arn, path, created";
 const KEY_COLUMNS: &str = "id, secret, user_name, status, created";
+const LOGIN_PROFILE_COLUMNS: &str = "user_name, password_hash, created, password_reset_required";
 const ACTIVATION_COLUMNS: &str = "id, code_hash, description, default_instance_name, iam_role, \
      registration_limit, registrations_count, expiration, created";
 const NODE_COLUMNS: &str = "id, kind, name, platform, agent_version, ip_address, \
@@ -220,6 +223,35 @@ async fn must_exist(conn: &mut SqliteConnection, sql: &str, id: &str) -> StoreRe
     found.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
+/// `Conflict(what)` when `sql` (which selects by one bound value) finds a row: something
+/// still depends on the record about to be deleted.
+async fn refuse_if_any(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    id: &str,
+    what: &str,
+) -> StoreResult<()> {
+    let found = sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    match found {
+        Some(_) => Err(StoreError::Conflict(what.to_owned())),
+        None => Ok(()),
+    }
+}
+
+/// The number in a version id (`v12` → 12; IAM's pattern is `v[1-9][0-9]*(\.[A-Za-z0-9-]*)?`).
+fn version_number(version_id: &str) -> Option<i64> {
+    let digits: String = version_id
+        .strip_prefix('v')?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 /// `NotFound` when an update or delete touched nothing.
 fn touched(result: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {
     if result.rows_affected() == 0 {
@@ -380,8 +412,27 @@ impl Store for SqliteStore {
         row.as_ref().map(rows::access_key).transpose()
     }
 
-    async fn insert_access_key(&self, key: &AccessKey) -> StoreResult<()> {
+    async fn insert_access_key(&self, key: &AccessKey, max_per_owner: usize) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        let count: i64 = match &key.owner {
+            KeyOwner::Root => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE user_name IS NULL")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db()?
+            }
+            KeyOwner::User(name) => {
+                let name = canonical(&mut tx, "users", name).await?;
+                sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE user_name = ?")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db()?
+            }
+        };
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_owner {
+            return Err(StoreError::LimitExceeded);
+        }
         insert_key(&mut tx, key).await?;
         tx.commit().await.db()
     }
@@ -470,12 +521,38 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, name: &str) -> StoreResult<()> {
-        let result = sqlx::query("DELETE FROM users WHERE name = ?")
-            .bind(name)
-            .execute(&self.writer)
+        let mut tx = self.write().await?;
+        let name = canonical(&mut tx, "users", name).await?;
+        for (sql, what) in [
+            (
+                "SELECT 1 FROM login_profiles WHERE user_name = ?",
+                conflict::LOGIN_PROFILE,
+            ),
+            (
+                "SELECT 1 FROM access_keys WHERE user_name = ?",
+                conflict::ACCESS_KEYS,
+            ),
+            (
+                "SELECT 1 FROM user_policy_attachments WHERE user_name = ?",
+                conflict::ATTACHED_POLICIES,
+            ),
+            (
+                "SELECT 1 FROM user_inline_policies WHERE user_name = ?",
+                conflict::INLINE_POLICIES,
+            ),
+            (
+                "SELECT 1 FROM group_members WHERE user_name = ?",
+                conflict::GROUP_MEMBERSHIPS,
+            ),
+        ] {
+            refuse_if_any(&mut tx, sql, &name, what).await?;
+        }
+        sqlx::query("DELETE FROM users WHERE name = ?")
+            .bind(&name)
+            .execute(&mut *tx)
             .await
             .db()?;
-        touched(result)
+        tx.commit().await.db()
     }
 
     async fn user_tags(&self, name: &str) -> StoreResult<Vec<Tag>> {
@@ -504,27 +581,60 @@ impl Store for SqliteStore {
         touched(result)
     }
 
-    async fn set_login_profile(&self, user: &str, password_hash: &str) -> StoreResult<()> {
+    async fn insert_login_profile(&self, profile: &LoginProfile) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let user = canonical(&mut tx, "users", user).await?;
-        sqlx::query(
-            "INSERT INTO login_profiles (user_name, password_hash) VALUES (?, ?) \
-             ON CONFLICT (user_name) DO UPDATE SET password_hash = excluded.password_hash",
-        )
+        let user = canonical(&mut tx, "users", &profile.user_name).await?;
+        sqlx::query(&format!(
+            "INSERT INTO login_profiles ({LOGIN_PROFILE_COLUMNS}) VALUES (?, ?, ?, ?)"
+        ))
         .bind(user)
-        .bind(password_hash)
+        .bind(&profile.password_hash)
+        .bind(profile.created)
+        .bind(profile.password_reset_required)
         .execute(&mut *tx)
         .await
         .db()?;
         tx.commit().await.db()
     }
 
-    async fn login_profile(&self, user: &str) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT password_hash FROM login_profiles WHERE user_name = ?")
+    async fn login_profile(&self, user: &str) -> StoreResult<Option<LoginProfile>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOGIN_PROFILE_COLUMNS} FROM login_profiles WHERE user_name = ?"
+        ))
+        .bind(user)
+        .fetch_optional(&self.reader)
+        .await
+        .db()?;
+        row.as_ref().map(rows::login_profile).transpose()
+    }
+
+    async fn update_login_profile(
+        &self,
+        user: &str,
+        password_hash: Option<&str>,
+        password_reset_required: Option<bool>,
+    ) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE login_profiles SET password_hash = COALESCE(?, password_hash), \
+             password_reset_required = COALESCE(?, password_reset_required) \
+             WHERE user_name = ?",
+        )
+        .bind(password_hash)
+        .bind(password_reset_required)
+        .bind(user)
+        .execute(&self.writer)
+        .await
+        .db()?;
+        touched(result)
+    }
+
+    async fn delete_login_profile(&self, user: &str) -> StoreResult<()> {
+        let result = sqlx::query("DELETE FROM login_profiles WHERE user_name = ?")
             .bind(user)
-            .fetch_optional(&self.reader)
+            .execute(&self.writer)
             .await
-            .db()
+            .db()?;
+        touched(result)
     }
 
     // Groups
@@ -564,12 +674,30 @@ impl Store for SqliteStore {
     }
 
     async fn delete_group(&self, name: &str) -> StoreResult<()> {
-        let result = sqlx::query("DELETE FROM groups WHERE name = ?")
-            .bind(name)
-            .execute(&self.writer)
+        let mut tx = self.write().await?;
+        let name = canonical(&mut tx, "groups", name).await?;
+        for (sql, what) in [
+            (
+                "SELECT 1 FROM group_members WHERE group_name = ?",
+                conflict::GROUP_MEMBERSHIPS,
+            ),
+            (
+                "SELECT 1 FROM group_inline_policies WHERE group_name = ?",
+                conflict::INLINE_POLICIES,
+            ),
+            (
+                "SELECT 1 FROM group_policy_attachments WHERE group_name = ?",
+                conflict::ATTACHED_POLICIES,
+            ),
+        ] {
+            refuse_if_any(&mut tx, sql, &name, what).await?;
+        }
+        sqlx::query("DELETE FROM groups WHERE name = ?")
+            .bind(&name)
+            .execute(&mut *tx)
             .await
             .db()?;
-        touched(result)
+        tx.commit().await.db()
     }
 
     /// Adding a member twice is not an error (as `AddUserToGroup`).
@@ -701,8 +829,8 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO managed_policies \
-             (arn, name, path, policy_id, description, created, updated) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             (arn, name, path, policy_id, description, created, updated, last_version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&policy.arn)
         .bind(&policy.name)
@@ -711,6 +839,7 @@ impl Store for SqliteStore {
         .bind(&policy.description)
         .bind(policy.created)
         .bind(policy.updated)
+        .bind(version_number(&first.version_id).unwrap_or(1))
         .execute(&mut *tx)
         .await
         .db()?;
@@ -754,11 +883,39 @@ impl Store for SqliteStore {
         rows.iter().map(rows::policy_version).collect()
     }
 
-    /// Also sets the policy's `updated` to the version's `created` (never backwards).
-    async fn add_policy_version(&self, arn: &str, version: &PolicyVersion) -> StoreResult<()> {
+    async fn add_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        set_as_default: bool,
+        created: i64,
+        max_versions: usize,
+    ) -> StoreResult<PolicyVersion> {
         let mut tx = self.write().await?;
-        must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
-        if version.is_default {
+        let last: i64 =
+            sqlx::query_scalar("SELECT last_version FROM managed_policies WHERE arn = ?")
+                .bind(arn)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?
+                .ok_or(StoreError::NotFound)?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM policy_versions WHERE policy_arn = ?")
+                .bind(arn)
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max_versions {
+            return Err(StoreError::LimitExceeded);
+        }
+        let next = last.saturating_add(1);
+        let version = PolicyVersion {
+            version_id: format!("v{next}"),
+            document: document.to_owned(),
+            is_default: set_as_default,
+            created,
+        };
+        if set_as_default {
             sqlx::query(
                 "UPDATE policy_versions SET is_default = 0 \
                  WHERE policy_arn = ? AND is_default = 1",
@@ -768,32 +925,97 @@ impl Store for SqliteStore {
             .await
             .db()?;
         }
-        insert_version(&mut tx, arn, version, version.is_default).await?;
-        sqlx::query("UPDATE managed_policies SET updated = MAX(updated, ?) WHERE arn = ?")
-            .bind(version.created)
+        insert_version(&mut tx, arn, &version, set_as_default).await?;
+        sqlx::query(
+            "UPDATE managed_policies SET last_version = ?, updated = MAX(updated, ?) WHERE arn = ?",
+        )
+        .bind(next)
+        .bind(created)
+        .bind(arn)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        Ok(version)
+    }
+
+    async fn set_default_policy_version(&self, arn: &str, version_id: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
+        let exists =
+            sqlx::query("SELECT 1 FROM policy_versions WHERE policy_arn = ? AND version_id = ?")
+                .bind(arn)
+                .bind(version_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE policy_versions SET is_default = 0 WHERE policy_arn = ? AND is_default = 1",
+        )
+        .bind(arn)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        sqlx::query(
+            "UPDATE policy_versions SET is_default = 1 WHERE policy_arn = ? AND version_id = ?",
+        )
+        .bind(arn)
+        .bind(version_id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
+    }
+
+    async fn delete_policy_version(&self, arn: &str, version_id: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
+        let is_default: bool = sqlx::query_scalar(
+            "SELECT is_default FROM policy_versions WHERE policy_arn = ? AND version_id = ?",
+        )
+        .bind(arn)
+        .bind(version_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)?;
+        if is_default {
+            return Err(StoreError::Conflict(conflict::DEFAULT_VERSION.to_owned()));
+        }
+        sqlx::query("DELETE FROM policy_versions WHERE policy_arn = ? AND version_id = ?")
             .bind(arn)
+            .bind(version_id)
             .execute(&mut *tx)
             .await
             .db()?;
         tx.commit().await.db()
     }
 
-    /// Takes the policy's versions and attachments with it. Refused, with `Backend`, while a
-    /// user has the policy as permissions boundary.
     async fn delete_managed_policy(&self, arn: &str) -> StoreResult<()> {
         let mut tx = self.write().await?;
         must_exist(&mut tx, "SELECT 1 FROM managed_policies WHERE arn = ?", arn).await?;
-        let boundary_of: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM users WHERE permissions_boundary = ? ORDER BY name LIMIT 1",
-        )
-        .bind(arn)
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?;
-        if let Some(user) = boundary_of {
-            return Err(StoreError::Backend(format!(
-                "policy `{arn}` is the permissions boundary of user `{user}`"
-            )));
+        for (sql, what) in [
+            (
+                "SELECT 1 FROM user_policy_attachments WHERE policy_arn = ?",
+                conflict::POLICY_ATTACHMENTS,
+            ),
+            (
+                "SELECT 1 FROM group_policy_attachments WHERE policy_arn = ?",
+                conflict::POLICY_ATTACHMENTS,
+            ),
+            (
+                "SELECT 1 FROM users WHERE permissions_boundary = ?",
+                conflict::PERMISSIONS_BOUNDARY,
+            ),
+            (
+                "SELECT 1 FROM policy_versions WHERE policy_arn = ? AND is_default = 0",
+                conflict::POLICY_VERSIONS,
+            ),
+        ] {
+            refuse_if_any(&mut tx, sql, arn, what).await?;
         }
         sqlx::query("DELETE FROM managed_policies WHERE arn = ?")
             .bind(arn)

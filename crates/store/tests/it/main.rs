@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use portcullis_core::model::{
     AccessKey, Account, Activation, AuditEvent, Group, InlinePolicy, KeyOwner, KeyStatus,
-    ManagedPolicy, Node, NodeKind, PolicyVersion, Session, SessionStatus, Tag, User,
+    LoginProfile, ManagedPolicy, Node, NodeKind, PolicyVersion, Session, SessionStatus, Tag, User,
 };
-use portcullis_core::store::{PolicyOwner, SessionFilter, Store, StoreError};
+use portcullis_core::store::{conflict, PolicyOwner, SessionFilter, Store, StoreError};
 use portcullis_store::SqliteStore;
 use tempfile::TempDir;
 
@@ -106,16 +106,36 @@ fn policy(name: &str) -> ManagedPolicy {
     }
 }
 
+fn document(id: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"ssm:{id}","Resource":"*"}}]}}"#
+    )
+}
+
 fn version(id: &str, is_default: bool, created: i64) -> PolicyVersion {
     PolicyVersion {
         version_id: id.to_owned(),
-        document: format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"ssm:{id}","Resource":"*"}}]}}"#
-        ),
+        document: document(id),
         is_default,
         created,
     }
 }
+
+fn conflict(what: &str) -> Result<(), StoreError> {
+    Err(StoreError::Conflict(what.to_owned()))
+}
+
+fn profile(user: &str, hash: &str, created: i64) -> LoginProfile {
+    LoginProfile {
+        user_name: user.to_owned(),
+        password_hash: hash.to_owned(),
+        created,
+        password_reset_required: false,
+    }
+}
+
+/// Plenty: tests that are not about the limit.
+const NO_LIMIT: usize = 100;
 
 fn key(id: &str, owner: KeyOwner, created: i64) -> AccessKey {
     AccessKey {
@@ -218,8 +238,70 @@ async fn a_new_file_is_private_and_in_wal_mode() {
 #[tokio::test]
 async fn opening_twice_runs_migrations_once() {
     let db = db().await.reopen().await.reopen().await;
-    assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM _sqlx_migrations").await,
+        i64::try_from(files).unwrap()
+    );
     assert!(db.store.account().await.unwrap().is_none());
+}
+
+/// A database made by the first release (only `0001`) is brought up to date on open:
+/// login profiles get their new columns, and version numbering goes on after the
+/// highest id each policy already has.
+#[tokio::test]
+async fn upgrading_from_the_first_schema_keeps_version_numbering() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    std::fs::copy(
+        migrations.join("0001_initial.sql"),
+        first.join("0001_initial.sql"),
+    )
+    .unwrap();
+    let path = db_path(dir.path());
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(first.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO users (name, user_id, arn, path, created) \
+         VALUES ('alice', 'AIDA1', 'arn:aws:iam::123456789012:user/alice', '/', 1)",
+        "INSERT INTO login_profiles (user_name, password_hash) VALUES ('alice', 'h')",
+        "INSERT INTO managed_policies (arn, name, path, policy_id, description, created, updated) \
+         VALUES ('arn:aws:iam::123456789012:policy/P', 'P', '/', 'ANPA1', '', 1, 1)",
+        "INSERT INTO policy_versions (policy_arn, version_id, document, is_default, created) \
+         VALUES ('arn:aws:iam::123456789012:policy/P', 'v1', '{}', 0, 1), \
+                ('arn:aws:iam::123456789012:policy/P', 'v2', '{}', 0, 2), \
+                ('arn:aws:iam::123456789012:policy/P', 'v3', '{}', 1, 3)",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        store.login_profile("ALICE").await.unwrap(),
+        Some(profile("alice", "h", 0))
+    );
+    store
+        .delete_policy_version("arn:aws:iam::123456789012:policy/P", "v2")
+        .await
+        .unwrap();
+    let next = store
+        .add_policy_version("arn:aws:iam::123456789012:policy/P", "{}", false, 4, 5)
+        .await
+        .unwrap();
+    assert_eq!(next.version_id, "v4");
+    store.close().await;
 }
 
 #[tokio::test]
@@ -281,10 +363,10 @@ async fn access_keys_round_trip() {
     let alice = KeyOwner::User("alice".to_owned());
     let k2 = key("AKIA2", alice.clone(), 20);
     let k1 = key("AKIA1", alice.clone(), 10);
-    db.store.insert_access_key(&k2).await.unwrap();
-    db.store.insert_access_key(&k1).await.unwrap();
+    db.store.insert_access_key(&k2, 2).await.unwrap();
+    db.store.insert_access_key(&k1, 2).await.unwrap();
     db.store
-        .insert_access_key(&key("AKIAROOT", KeyOwner::Root, 5))
+        .insert_access_key(&key("AKIAROOT", KeyOwner::Root, 5), 2)
         .await
         .unwrap();
 
@@ -311,14 +393,32 @@ async fn access_keys_round_trip() {
     );
 
     assert_eq!(
-        db.store.insert_access_key(&k1).await,
+        db.store.insert_access_key(&k1, NO_LIMIT).await,
         Err(StoreError::AlreadyExists)
     );
     assert_eq!(
         db.store
-            .insert_access_key(&key("AKIA3", KeyOwner::User("nobody".to_owned()), 1))
+            .insert_access_key(
+                &key("AKIA3", KeyOwner::User("nobody".to_owned()), 1),
+                NO_LIMIT
+            )
             .await,
         Err(StoreError::NotFound)
+    );
+    // At the limit (counted per owner, whatever case the owner is named in): refused whole.
+    assert_eq!(
+        db.store
+            .insert_access_key(&key("AKIA3", KeyOwner::User("ALICE".to_owned()), 30), 2)
+            .await,
+        Err(StoreError::LimitExceeded)
+    );
+    assert_eq!(db.store.access_key("AKIA3").await.unwrap(), None);
+    assert_eq!(
+        db.store
+            .insert_access_key(&key("AKIAROOT2", KeyOwner::Root, 6), 1)
+            .await,
+        Err(StoreError::LimitExceeded),
+        "the root's keys are counted apart"
     );
     assert_eq!(
         db.store
@@ -349,9 +449,14 @@ async fn access_keys_round_trip() {
         Err(StoreError::NotFound)
     );
 
-    // A deleted user's keys go with it.
+    // A user with keys is not deleted, and keeps them.
+    assert_eq!(
+        db.store.delete_user("alice").await,
+        conflict(conflict::ACCESS_KEYS)
+    );
+    assert!(db.store.access_key("AKIA2").await.unwrap().is_some());
+    db.store.delete_access_key("AKIA2").await.unwrap();
     db.store.delete_user("alice").await.unwrap();
-    assert_eq!(db.store.access_key("AKIA2").await.unwrap(), None);
     assert!(db.store.access_key("AKIAROOT").await.unwrap().is_some());
 }
 
@@ -478,15 +583,64 @@ async fn login_profiles_and_boundaries() {
     let db = db().await;
     db.store.insert_user(&user("alice"), &[]).await.unwrap();
     assert_eq!(db.store.login_profile("alice").await.unwrap(), None);
-    db.store.set_login_profile("alice", "hash1").await.unwrap();
-    db.store.set_login_profile("ALICE", "hash2").await.unwrap();
     assert_eq!(
-        db.store.login_profile("alice").await.unwrap(),
-        Some("hash2".to_owned())
+        db.store
+            .update_login_profile("alice", Some("h"), None)
+            .await,
+        Err(StoreError::NotFound)
     );
     assert_eq!(
-        db.store.set_login_profile("nobody", "h").await,
+        db.store.delete_login_profile("alice").await,
         Err(StoreError::NotFound)
+    );
+    // Stored under the user's name as written, whatever case it was given in.
+    db.store
+        .insert_login_profile(&profile("ALICE", "hash1", 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.login_profile("Alice").await.unwrap(),
+        Some(profile("alice", "hash1", 10))
+    );
+    // A second profile is refused and changes nothing.
+    assert_eq!(
+        db.store
+            .insert_login_profile(&profile("alice", "hash2", 20))
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(
+        db.store.login_profile("alice").await.unwrap(),
+        Some(profile("alice", "hash1", 10))
+    );
+    assert_eq!(
+        db.store
+            .insert_login_profile(&profile("nobody", "h", 1))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    // Updates change only what they are given.
+    db.store
+        .update_login_profile("ALICE", None, Some(true))
+        .await
+        .unwrap();
+    let got = db.store.login_profile("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (got.password_hash.as_str(), got.password_reset_required),
+        ("hash1", true)
+    );
+    db.store
+        .update_login_profile("alice", Some("hash3"), None)
+        .await
+        .unwrap();
+    let got = db.store.login_profile("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.password_hash.as_str(),
+            got.password_reset_required,
+            got.created
+        ),
+        ("hash3", true, 10)
     );
 
     let arn = policy_arn("Boundary");
@@ -518,10 +672,10 @@ async fn login_profiles_and_boundaries() {
     );
 
     // A policy in use as a boundary cannot be deleted (it would widen what alice may do).
-    assert!(matches!(
+    assert_eq!(
         db.store.delete_managed_policy(&arn).await,
-        Err(StoreError::Backend(_))
-    ));
+        conflict(conflict::PERMISSIONS_BOUNDARY)
+    );
     assert!(db.store.managed_policy(&arn).await.unwrap().is_some());
 
     db.store.set_user_boundary("alice", None).await.unwrap();
@@ -546,7 +700,14 @@ async fn login_profiles_and_boundaries() {
     assert_eq!(db.store.user("bob").await.unwrap(), None);
     assert_eq!(db.count("SELECT COUNT(*) FROM user_tags").await, 0);
 
-    // The login profile goes with its user.
+    // A user with a login profile is not deleted; without it, they are.
+    assert_eq!(
+        db.store.delete_user("alice").await,
+        conflict(conflict::LOGIN_PROFILE)
+    );
+    assert!(db.store.login_profile("alice").await.unwrap().is_some());
+    db.store.delete_login_profile("ALICE").await.unwrap();
+    assert_eq!(db.store.login_profile("alice").await.unwrap(), None);
     db.store.delete_user("alice").await.unwrap();
     assert_eq!(db.count("SELECT COUNT(*) FROM login_profiles").await, 0);
 }
@@ -620,14 +781,30 @@ async fn groups_and_members() {
     );
     assert_eq!(db.store.group_members("Ops").await.unwrap(), ["Alice"]);
 
-    // Deleting a group or a user ends their memberships.
+    // A group with members, or a user in a group, is not deleted; memberships stay.
+    assert_eq!(
+        db.store.delete_group("ADMINS").await,
+        conflict(conflict::GROUP_MEMBERSHIPS)
+    );
+    assert_eq!(
+        db.store.delete_user("alice").await,
+        conflict(conflict::GROUP_MEMBERSHIPS)
+    );
+    assert_eq!(db.store.group_members("admins").await.unwrap(), ["bob"]);
+    assert_eq!(db.store.group_members("Ops").await.unwrap(), ["Alice"]);
+
+    // Once the members are gone, both go.
+    db.store
+        .remove_user_from_group("admins", "bob")
+        .await
+        .unwrap();
     db.store.delete_group("admins").await.unwrap();
     assert_eq!(db.store.groups_for_user("bob").await.unwrap(), vec![]);
+    db.store
+        .remove_user_from_group("ops", "ALICE")
+        .await
+        .unwrap();
     db.store.delete_user("alice").await.unwrap();
-    assert_eq!(
-        db.store.group_members("Ops").await.unwrap(),
-        Vec::<String>::new()
-    );
     assert_eq!(db.count("SELECT COUNT(*) FROM group_members").await, 0);
     assert_eq!(
         db.store.delete_group("admins").await,
@@ -694,6 +871,20 @@ async fn inline_policies_put_replace_list_delete() {
         vec![inline("Start", "d3")]
     );
 
+    // Owners of inline policies are not deleted until the policies are.
+    assert_eq!(
+        db.store.delete_user("alice").await,
+        conflict(conflict::INLINE_POLICIES)
+    );
+    assert_eq!(
+        db.store.delete_group("Ops").await,
+        conflict(conflict::INLINE_POLICIES)
+    );
+    db.store
+        .delete_inline_policy(&alice, "start")
+        .await
+        .unwrap();
+    db.store.delete_inline_policy(&ops, "Start").await.unwrap();
     db.store.delete_user("alice").await.unwrap();
     db.store.delete_group("Ops").await.unwrap();
     assert_eq!(
@@ -765,7 +956,7 @@ async fn managed_policy_round_trip() {
 }
 
 #[tokio::test]
-async fn add_policy_version_flips_the_default() {
+async fn add_policy_version_numbers_and_flips_the_default() {
     const T: i64 = 1_700_000_000;
     let db = db().await;
     let p = policy("P");
@@ -773,35 +964,52 @@ async fn add_policy_version_flips_the_default() {
         .insert_managed_policy(&p, &version("v1", true, T))
         .await
         .unwrap();
+    let defaults = |db: &Db| {
+        let store = db.store.clone();
+        let arn = p.arn.clone();
+        async move {
+            store
+                .policy_versions(&arn)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|v| (v.version_id, v.is_default))
+                .collect::<Vec<_>>()
+        }
+    };
 
-    // Not the default: v1 stays; `updated` still moves.
-    db.store
-        .add_policy_version(&p.arn, &version("v2", false, T + 200))
+    // Not the default: v1 stays; `updated` still moves. The store names the version.
+    let v2 = db
+        .store
+        .add_policy_version(&p.arn, &document("b"), false, T + 200, NO_LIMIT)
         .await
         .unwrap();
+    assert_eq!(
+        v2,
+        PolicyVersion {
+            version_id: "v2".to_owned(),
+            document: document("b"),
+            is_default: false,
+            created: T + 200,
+        }
+    );
     let got = db.store.managed_policy(&p.arn).await.unwrap().unwrap();
     assert_eq!(got.default_version, "v1");
     assert_eq!(got.updated, T + 200);
 
     // The default: v3 becomes it and v1 stops being it.
-    db.store
-        .add_policy_version(&p.arn, &version("v3", true, T + 300))
+    let v3 = db
+        .store
+        .add_policy_version(&p.arn, &document("c"), true, T + 300, NO_LIMIT)
         .await
         .unwrap();
+    assert_eq!((v3.version_id.as_str(), v3.is_default), ("v3", true));
     let got = db.store.managed_policy(&p.arn).await.unwrap().unwrap();
     assert_eq!(got.default_version, "v3");
     assert_eq!(got.updated, T + 300);
     assert_eq!(got.created, T);
-    let defaults: Vec<(String, bool)> = db
-        .store
-        .policy_versions(&p.arn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|v| (v.version_id, v.is_default))
-        .collect();
     assert_eq!(
-        defaults,
+        defaults(&db).await,
         [
             ("v1".to_owned(), false),
             ("v2".to_owned(), false),
@@ -809,43 +1017,88 @@ async fn add_policy_version_flips_the_default() {
         ]
     );
 
-    // A duplicate version id is refused after the flip would have happened: all undone.
+    // At the limit: refused whole, the default unchanged.
     assert_eq!(
         db.store
-            .add_policy_version(&p.arn, &version("v2", true, T + 400))
+            .add_policy_version(&p.arn, &document("d"), true, T + 400, 3)
             .await,
-        Err(StoreError::AlreadyExists)
+        Err(StoreError::LimitExceeded)
     );
     let got = db.store.managed_policy(&p.arn).await.unwrap().unwrap();
-    assert_eq!(got.default_version, "v3");
-    assert_eq!(got.updated, T + 300);
+    assert_eq!((got.default_version.as_str(), got.updated), ("v3", T + 300));
     assert_eq!(db.store.policy_versions(&p.arn).await.unwrap().len(), 3);
-
     assert_eq!(
         db.store
-            .add_policy_version(&policy_arn("Nope"), &version("v2", true, 1))
+            .add_policy_version(&policy_arn("Nope"), &document("x"), true, 1, NO_LIMIT)
             .await,
         Err(StoreError::NotFound)
     );
 
-    // Creation order, not text order (`v10` after `v9`).
-    for n in 4..=11 {
+    // Setting the default: only existing versions; one default at a time.
+    db.store
+        .set_default_policy_version(&p.arn, "v1")
+        .await
+        .unwrap();
+    assert_eq!(
+        defaults(&db).await,
+        [
+            ("v1".to_owned(), true),
+            ("v2".to_owned(), false),
+            ("v3".to_owned(), false)
+        ]
+    );
+    assert_eq!(
+        db.store.set_default_policy_version(&p.arn, "v9").await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
         db.store
-            .add_policy_version(&p.arn, &version(&format!("v{n}"), true, T + 1000))
+            .set_default_policy_version(&policy_arn("Nope"), "v1")
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        db.store
+            .managed_policy(&p.arn)
+            .await
+            .unwrap()
+            .unwrap()
+            .default_version,
+        "v1"
+    );
+
+    // Deleting: never the default; a deleted id is not handed out again.
+    assert_eq!(
+        db.store.delete_policy_version(&p.arn, "v1").await,
+        conflict(conflict::DEFAULT_VERSION)
+    );
+    assert_eq!(
+        db.store.delete_policy_version(&p.arn, "v9").await,
+        Err(StoreError::NotFound)
+    );
+    db.store.delete_policy_version(&p.arn, "v3").await.unwrap();
+    assert_eq!(
+        db.store.delete_policy_version(&p.arn, "v3").await,
+        Err(StoreError::NotFound)
+    );
+    let v4 = db
+        .store
+        .add_policy_version(&p.arn, &document("e"), false, T + 500, NO_LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(v4.version_id, "v4");
+
+    // Creation order, not text order (`v10` after `v9`).
+    for n in 5..=11 {
+        db.store
+            .add_policy_version(&p.arn, &document(&n.to_string()), true, T + 1000, NO_LIMIT)
             .await
             .unwrap();
     }
-    let ids: Vec<String> = db
-        .store
-        .policy_versions(&p.arn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|v| v.version_id)
-        .collect();
+    let ids: Vec<String> = defaults(&db).await.into_iter().map(|(id, _)| id).collect();
     assert_eq!(
         ids,
-        ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11"]
+        ["v1", "v2", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11"]
     );
     assert_eq!(
         db.store
@@ -862,9 +1115,73 @@ async fn add_policy_version_flips_the_default() {
         1
     );
 
+    // The policy goes only with its default version left.
+    assert_eq!(
+        db.store.delete_managed_policy(&p.arn).await,
+        conflict(conflict::POLICY_VERSIONS)
+    );
+    assert_eq!(db.store.policy_versions(&p.arn).await.unwrap().len(), 10);
+    for n in ["v1", "v2", "v4", "v5", "v6", "v7", "v8", "v9", "v10"] {
+        db.store.delete_policy_version(&p.arn, n).await.unwrap();
+    }
     db.store.delete_managed_policy(&p.arn).await.unwrap();
     assert_eq!(db.store.managed_policy(&p.arn).await.unwrap(), None);
     assert_eq!(db.count("SELECT COUNT(*) FROM policy_versions").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_limits_hold() {
+    let db = db().await;
+    db.store.insert_user(&user("alice"), &[]).await.unwrap();
+    let p = policy("P");
+    db.store
+        .insert_managed_policy(&p, &version("v1", true, 1))
+        .await
+        .unwrap();
+    let store = Arc::new(db.store.clone());
+    let tasks: Vec<_> = (0..10)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let arn = p.arn.clone();
+            tokio::spawn(async move {
+                let k = key(
+                    &format!("AKIACONCURRENT{n:02}"),
+                    KeyOwner::User("alice".to_owned()),
+                    n,
+                );
+                let key_result = store.insert_access_key(&k, 2).await;
+                let version_result = store
+                    .add_policy_version(&arn, &document("x"), n % 2 == 0, n, 5)
+                    .await
+                    .map(|_| ());
+                (key_result, version_result)
+            })
+        })
+        .collect();
+    let (mut keys, mut versions) = (0, 0);
+    for task in tasks {
+        let (k, v) = task.await.unwrap();
+        match k {
+            Ok(()) => keys += 1,
+            Err(StoreError::LimitExceeded) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+        match v {
+            Ok(()) => versions += 1,
+            Err(StoreError::LimitExceeded) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((keys, versions), (2, 4));
+    assert_eq!(
+        db.store
+            .list_access_keys(&KeyOwner::User("alice".to_owned()))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(db.store.policy_versions(&p.arn).await.unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -942,19 +1259,37 @@ async fn attach_and_detach_count() {
     );
     assert_eq!(count(&db).await, 2);
 
-    // Deleting an owner detaches what it had.
+    // Owners with attached policies are not deleted, nor are attached policies.
+    assert_eq!(
+        db.store.delete_group("ops").await,
+        conflict(conflict::ATTACHED_POLICIES)
+    );
+    assert_eq!(
+        db.store.delete_user("alice").await,
+        conflict(conflict::ATTACHED_POLICIES)
+    );
+    assert_eq!(
+        db.store.delete_managed_policy(&arn).await,
+        conflict(conflict::POLICY_ATTACHMENTS)
+    );
+    assert_eq!(count(&db).await, 2);
+
+    // Attached only to a group: still refused.
+    db.store.detach_policy(&alice, &arn).await.unwrap();
+    assert_eq!(
+        db.store.delete_managed_policy(&arn).await,
+        conflict(conflict::POLICY_ATTACHMENTS)
+    );
+    db.store.detach_policy(&ops, &arn).await.unwrap();
     db.store.delete_group("Ops").await.unwrap();
-    assert_eq!(count(&db).await, 1);
+    db.store
+        .detach_policy(&alice, &policy_arn("Other"))
+        .await
+        .unwrap();
     db.store.delete_user("alice").await.unwrap();
     assert_eq!(count(&db).await, 0);
-
-    // Deleting the policy takes its attachments.
-    db.store.attach_policy(&bob, &arn).await.unwrap();
     db.store.delete_managed_policy(&arn).await.unwrap();
-    assert_eq!(
-        db.store.attached_policies(&bob).await.unwrap(),
-        Vec::<String>::new()
-    );
+    assert_eq!(db.store.managed_policy(&arn).await.unwrap(), None);
 }
 
 // Activations and nodes
@@ -1436,8 +1771,11 @@ async fn data_survives_closing_and_reopening() {
         .await
         .unwrap();
     let alice_key = key("AKIAUSER", KeyOwner::User("TestUserA".to_owned()), 2);
-    db.store.insert_access_key(&alice_key).await.unwrap();
-    db.store.set_login_profile("TestUserA", "pw").await.unwrap();
+    db.store.insert_access_key(&alice_key, 2).await.unwrap();
+    db.store
+        .insert_login_profile(&profile("TestUserA", "pw", 7))
+        .await
+        .unwrap();
     db.store.insert_group(&group("Ops")).await.unwrap();
     db.store
         .add_user_to_group("Ops", "TestUserA")
@@ -1455,7 +1793,7 @@ async fn data_survives_closing_and_reopening() {
         .await
         .unwrap();
     db.store
-        .add_policy_version(&p.arn, &version("v2", true, 1_800_000_000))
+        .add_policy_version(&p.arn, &document("v2"), true, 1_800_000_000, NO_LIMIT)
         .await
         .unwrap();
     db.store.attach_policy(&owner, &p.arn).await.unwrap();
@@ -1506,8 +1844,8 @@ async fn data_survives_closing_and_reopening() {
             );
             assert_eq!(store.user_tags("TestUserA").await.unwrap(), user_tags);
             assert_eq!(
-                store.login_profile("TestUserA").await.unwrap().as_deref(),
-                Some("pw")
+                store.login_profile("TestUserA").await.unwrap(),
+                Some(profile("TestUserA", "pw", 7))
             );
             assert_eq!(store.group_members("Ops").await.unwrap(), ["TestUserA"]);
             assert_eq!(

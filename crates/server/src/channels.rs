@@ -1,0 +1,406 @@
+//! The WebSocket channels of `docs/CHANNELS.md`: each agent's control channel, each session's
+//! agent data channel and client data channel, and the relay between the last two.
+//!
+//! The relay forwards Session Manager frames unchanged. It reads just enough of them (the
+//! message type) to notice `channel_closed`, the end of a session. Frames that arrive while
+//! the other side is absent are dropped: the sender's retransmission recovers them, which is
+//! what makes `ResumeSession` lose nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use portcullis_core::model::Node;
+use portcullis_stream::message::{ClientMessage, MessageType};
+use portcullis_stream::open::OpenDataChannel;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+
+/// How long a client has to send `OpenDataChannel` after connecting.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Outgoing frames queued per socket before the sender waits.
+const QUEUE: usize = 256;
+
+type Outbox = mpsc::Sender<Message>;
+
+/// One session's two ends.
+#[derive(Default)]
+struct Relay {
+    agent: Option<Outbox>,
+    client: Option<(u64, Outbox)>,
+    /// Whether a client has ever attached (the first attach starts the handshake).
+    client_seen: bool,
+}
+
+/// Live channels, by node and by session.
+#[derive(Default)]
+pub struct Hub {
+    agents: Mutex<HashMap<String, (u64, Outbox)>>,
+    relays: Mutex<HashMap<String, Relay>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Hub {
+    fn next_id(&self) -> u64 {
+        self.next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn with_relay<R>(&self, session: &str, f: impl FnOnce(&mut Relay) -> R) -> R {
+        let mut relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(relays.entry(session.to_owned()).or_default())
+    }
+
+    fn drop_relay(&self, session: &str) -> Option<Relay> {
+        let mut relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        relays.remove(session)
+    }
+
+    fn agent(&self, node: &str) -> Option<Outbox> {
+        let agents = self
+            .agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        agents.get(node).map(|(_, tx)| tx.clone())
+    }
+
+    /// Tells a node's agent to open its data channel for a new session.
+    pub fn open_session(&self, node: &str, session: &str, document: &str) {
+        if let Some(tx) = self.agent(node) {
+            let msg = json!({"type": "open", "session_id": session, "document": document});
+            let _ = tx.try_send(Message::Text(msg.to_string().into()));
+        }
+    }
+
+    /// Tells the agent to end a session; the client hears `channel_closed` through the relay.
+    pub fn terminate_session(&self, node: &str, session: &str) {
+        if let Some(tx) = self.agent(node) {
+            let msg = json!({"type": "terminate", "session_id": session});
+            let _ = tx.try_send(Message::Text(msg.to_string().into()));
+        }
+    }
+}
+
+fn node_credential(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (node, credential) = value.strip_prefix("Bearer ")?.split_once(':')?;
+    Some((node.to_owned(), credential.to_owned()))
+}
+
+async fn authenticate_node(state: &AppState, headers: &HeaderMap) -> Result<Node, Response> {
+    let Some((node, credential)) = node_credential(headers) else {
+        return Err((StatusCode::UNAUTHORIZED, "a node credential is required\n").into_response());
+    };
+    match state.service.authenticate_node(&node, &credential).await {
+        Ok(Some(node)) => Ok(node),
+        Ok(None) => {
+            Err((StatusCode::FORBIDDEN, "unknown node or wrong credential\n").into_response())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "node authentication failed");
+            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+    }
+}
+
+/// Writes queued messages to the socket until the queue closes or the socket fails.
+fn spawn_writer(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Message>,
+) {
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let close = matches!(msg, Message::Close(_));
+            if sink.send(msg).await.is_err() || close {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+}
+
+fn text(value: Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+// --- Control channel -------------------------------------------------------------------
+
+/// `GET /v1/control`: one per node, authenticated with the node's credential.
+pub async fn control(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let node = match authenticate_node(&state, &headers).await {
+        Ok(node) => node,
+        Err(resp) => return resp,
+    };
+    ws.on_upgrade(move |socket| control_loop(state, node, socket))
+}
+
+async fn control_loop(state: Arc<AppState>, node: Node, socket: WebSocket) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(QUEUE);
+    spawn_writer(sink, rx);
+    let id = state.hub.next_id();
+    {
+        let mut agents = state
+            .hub
+            .agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, old)) = agents.insert(node.id.clone(), (id, tx.clone())) {
+            let _ = old.try_send(Message::Close(None));
+        }
+    }
+    if let Err(e) = state.service.set_node_connected(&node.id, true).await {
+        tracing::error!(node = %node.id, error = %e, "could not record the node as connected");
+    }
+    tracing::info!(node = %node.id, "agent connected");
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
+                    match v.get("type").and_then(Value::as_str) {
+                        Some("hello") => {
+                            let active = state.service.active_sessions_on(&node.id).await.unwrap_or_default();
+                            let _ = tx.send(text(json!({"type": "sessions", "active": active}))).await;
+                            let _ = state.service.node_heartbeat(&node.id).await;
+                        }
+                        Some("heartbeat") => {
+                            let _ = state.service.node_heartbeat(&node.id).await;
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let still_ours = {
+        let mut agents = state
+            .hub
+            .agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if agents.get(&node.id).is_some_and(|(i, _)| *i == id) {
+            agents.remove(&node.id);
+            true
+        } else {
+            false
+        }
+    };
+    if still_ours {
+        let _ = state.service.set_node_connected(&node.id, false).await;
+        tracing::info!(node = %node.id, "agent disconnected");
+    }
+}
+
+// --- Agent data channel ----------------------------------------------------------------
+
+/// `GET /v1/agent-data/{session_id}`: the agent's end of one session.
+pub async fn agent_data(
+    State(state): State<Arc<AppState>>,
+    Path(session_id): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let node = match authenticate_node(&state, &headers).await {
+        Ok(node) => node,
+        Err(resp) => return resp,
+    };
+    match state.service.active_session_on(&session_id, &node.id).await {
+        Ok(Some(_)) => ws.on_upgrade(move |socket| agent_loop(state, session_id, socket)),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            "no such active session on this node\n",
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(QUEUE);
+    spawn_writer(sink, rx);
+    let client_present = state.hub.with_relay(&session, |r| {
+        r.agent = Some(tx.clone());
+        r.client.is_some()
+    });
+    if client_present {
+        let _ = tx.send(text(json!({"type": "client_connected"}))).await;
+    }
+    let mut closed_by_agent = false;
+    while let Some(msg) = stream.next().await {
+        match msg {
+            Ok(Message::Binary(frame)) => {
+                let is_close = ClientMessage::decode(&frame)
+                    .is_ok_and(|m| m.message_type == MessageType::ChannelClosed);
+                let client = state
+                    .hub
+                    .with_relay(&session, |r| r.client.as_ref().map(|(_, c)| c.clone()));
+                if let Some(client) = client {
+                    let _ = client.send(Message::Binary(frame)).await;
+                }
+                if is_close {
+                    closed_by_agent = true;
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    // The agent is done with this session (exit, terminate, or it went away): it is over.
+    if let Err(e) = state.service.session_ended(&session).await {
+        tracing::error!(%session, error = %e, "could not record the end of the session");
+    }
+    if let Some(relay) = state.hub.drop_relay(&session) {
+        if let Some((_, client)) = relay.client {
+            let _ = client.send(Message::Close(None)).await;
+        }
+    }
+    tracing::info!(%session, closed_by_agent, "session ended");
+}
+
+// --- Client data channel ---------------------------------------------------------------
+
+/// `GET /v1/data-channel/{session_id}?role=publish_subscribe`: the client's end, opened with
+/// AWS's `OpenDataChannel` frame and a one-time token. An `Authorization` header on the
+/// upgrade (newer plugins sign it) is accepted and ignored: the token is the credential.
+pub async fn client_data(
+    State(state): State<Arc<AppState>>,
+    Path(session_id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| client_loop(state, session_id, socket))
+}
+
+async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(QUEUE);
+    spawn_writer(sink, rx);
+    // The first frame must be OpenDataChannel with a live token for this very session.
+    let opened = tokio::time::timeout(OPEN_TIMEOUT, stream.next()).await;
+    let token_ok = match opened {
+        Ok(Some(Ok(Message::Text(t)))) => OpenDataChannel::parse(&t)
+            .ok()
+            .and_then(|open| state.service.redeem_stream_token(&open.token_value))
+            .is_some_and(|granted_for| granted_for == session),
+        _ => false,
+    };
+    if !token_ok {
+        tracing::info!(%session, "data channel refused: missing, used, expired or foreign token");
+        let _ = tx.send(Message::Close(None)).await;
+        return;
+    }
+    let id = state.hub.next_id();
+    let (agent, first) = state.hub.with_relay(&session, |r| {
+        let first = !r.client_seen;
+        r.client_seen = true;
+        if let Some((_, old)) = r.client.replace((id, tx.clone())) {
+            let _ = old.try_send(Message::Close(None));
+        }
+        (r.agent.clone(), first)
+    });
+    let _ = state.service.session_client(&session, true).await;
+    if let Some(agent) = &agent {
+        let _ = agent.send(text(json!({"type": "client_connected"}))).await;
+    }
+    tracing::info!(%session, first, "client attached");
+    while let Some(msg) = stream.next().await {
+        match msg {
+            Ok(Message::Binary(frame)) => {
+                let agent = state.hub.with_relay(&session, |r| r.agent.clone());
+                if let Some(agent) = agent {
+                    let _ = agent.send(Message::Binary(frame)).await;
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    // Detach, unless a newer connection (a resume) has already taken over.
+    let agent = {
+        let mut relays = state
+            .hub
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match relays.get_mut(&session) {
+            Some(r) if r.client.as_ref().is_some_and(|(i, _)| *i == id) => {
+                r.client = None;
+                Some(r.agent.clone())
+            }
+            _ => None,
+        }
+    };
+    let Some(agent) = agent else { return };
+    let _ = state.service.session_client(&session, false).await;
+    if let Some(agent) = agent {
+        let _ = agent
+            .send(text(json!({"type": "client_disconnected"})))
+            .await;
+    }
+    tracing::info!(%session, "client detached");
+    // Nobody resumes within the idle timeout: end it.
+    let idle = state.idle_timeout;
+    let state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(idle).await;
+        let still_detached = {
+            let relays = state
+                .hub
+                .relays
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            relays.get(&session).is_none_or(|r| r.client.is_none())
+        };
+        if still_detached
+            && state
+                .service
+                .session_is_disconnected(&session)
+                .await
+                .unwrap_or(false)
+        {
+            tracing::info!(%session, "idle timeout: terminating");
+            let node = state
+                .service
+                .store()
+                .session(&session)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.target);
+            if let Some(node) = node {
+                state.hub.terminate_session(&node, &session);
+            }
+            let _ = state.service.session_ended(&session).await;
+        }
+    });
+}
