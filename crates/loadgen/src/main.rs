@@ -211,9 +211,13 @@ async fn run(
                 match client.request(req).await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
-                        let ok = resp.into_body().collect().await.is_ok();
+                        let body = resp.into_body().collect().await.map(|b| b.to_bytes());
                         latencies.push(t.elapsed());
-                        if status != expect || !ok {
+                        if status != expect || body.is_err() {
+                            if errors == 0 {
+                                let text = body.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                                eprintln!("unexpected reply {status}: {text}");
+                            }
                             errors += 1;
                         }
                     }

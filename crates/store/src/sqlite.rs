@@ -25,6 +25,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Db;
 use crate::rows;
@@ -72,6 +73,141 @@ const ALL_STATUSES: [SessionStatus; 6] = [
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    writers: Writers,
+}
+
+/// One queued write and where its result goes.
+type Pending<T> = (T, oneshot::Sender<StoreResult<()>>);
+/// Writes a batch in one transaction; one result per item, in order.
+type BatchWrite<T> =
+    fn(
+        SqlitePool,
+        Vec<T>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<StoreResult<()>>> + Send>>;
+
+/// Group commit for the hot inserts (audit events, sessions): one task writes whatever has
+/// queued up in a single transaction, so under concurrency a commit's cost is shared, and
+/// each caller still returns only once its own row is durable (or refused).
+#[derive(Debug)]
+struct GroupCommit<T> {
+    queue: mpsc::Sender<Pending<T>>,
+}
+
+impl<T> Clone for GroupCommit<T> {
+    fn clone(&self) -> Self {
+        GroupCommit {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+/// The most rows one batch takes (audit rows have 9 parameters: far under SQLite's limit).
+const BATCH: usize = 256;
+
+impl<T: Send + 'static> GroupCommit<T> {
+    fn start(pool: SqlitePool, write: BatchWrite<T>) -> GroupCommit<T> {
+        let (queue, mut rx) = mpsc::channel::<Pending<T>>(4 * BATCH);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (items, waiters): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+                let results = write(pool.clone(), items).await;
+                for (waiter, result) in waiters.into_iter().zip(results) {
+                    let _ = waiter.send(result);
+                }
+            }
+        });
+        GroupCommit { queue }
+    }
+
+    async fn write(&self, item: T) -> StoreResult<()> {
+        let stopped = || StoreError::Backend("the store's writer has stopped".into());
+        let (done, wait) = oneshot::channel();
+        self.queue.send((item, done)).await.map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+}
+
+/// All of a batch's audit events in one multi-row INSERT.
+fn write_audit(
+    pool: SqlitePool,
+    events: Vec<AuditEvent>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<StoreResult<()>>> + Send>> {
+    Box::pin(async move {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new(format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) "));
+        insert.push_values(&events, |mut row, e| {
+            row.push_bind(e.time)
+                .push_bind(e.request_id.clone())
+                .push_bind(e.principal.clone())
+                .push_bind(e.action.clone())
+                .push_bind(e.resource.clone())
+                .push_bind(e.decision.clone())
+                .push_bind(e.statement.clone())
+                .push_bind(e.source_ip.clone())
+                .push_bind(e.error.clone());
+        });
+        let result = insert.build().execute(&pool).await.db().map(|_| ());
+        vec![result; events.len()]
+    })
+}
+
+/// A batch of sessions in one transaction, each INSERT on its own: in SQLite a refused row
+/// (a duplicate id) fails its statement, not the transaction, so the others still land.
+fn write_sessions(
+    pool: SqlitePool,
+    sessions: Vec<Session>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<StoreResult<()>>> + Send>> {
+    Box::pin(async move {
+        let mut tx = match pool.begin().await.db() {
+            Ok(tx) => tx,
+            Err(e) => return vec![Err(e); sessions.len()],
+        };
+        let mut results = Vec::with_capacity(sessions.len());
+        for session in &sessions {
+            let r = sqlx::query(&format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(&session.id)
+            .bind(&session.owner)
+            .bind(&session.target)
+            .bind(&session.document)
+            .bind(&session.reason)
+            .bind(session.status.as_str())
+            .bind(session.started)
+            .bind(session.ended)
+            .execute(&mut *tx)
+            .await
+            .db()
+            .map(|_| ());
+            results.push(r);
+        }
+        match tx.commit().await.db() {
+            Ok(()) => results,
+            Err(e) => vec![Err(e); sessions.len()],
+        }
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Writers {
+    audit: GroupCommit<AuditEvent>,
+    sessions: GroupCommit<Session>,
+}
+
+impl Writers {
+    fn start(pool: &SqlitePool) -> Writers {
+        Writers {
+            audit: GroupCommit::start(pool.clone(), write_audit),
+            sessions: GroupCommit::start(pool.clone(), write_sessions),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -101,7 +237,11 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .db()?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writers: Writers::start(&writer),
+            writer,
+            reader,
+        })
     }
 
     /// A private in-memory database, for tests. It lives on one connection, which reads and
@@ -121,6 +261,7 @@ impl SqliteStore {
             .db()?;
         migrate(&pool).await?;
         Ok(SqliteStore {
+            writers: Writers::start(&pool),
             writer: pool.clone(),
             reader: pool,
         })
@@ -1256,21 +1397,7 @@ impl Store for SqliteStore {
     // Sessions
 
     async fn insert_session(&self, session: &Session) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&session.id)
-        .bind(&session.owner)
-        .bind(&session.target)
-        .bind(&session.document)
-        .bind(&session.reason)
-        .bind(session.status.as_str())
-        .bind(session.started)
-        .bind(session.ended)
-        .execute(&self.writer)
-        .await
-        .db()?;
-        Ok(())
+        self.writers.sessions.write(session.clone()).await
     }
 
     async fn session(&self, id: &str) -> StoreResult<Option<Session>> {
@@ -1339,22 +1466,7 @@ impl Store for SqliteStore {
     // Audit
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(event.time)
-        .bind(&event.request_id)
-        .bind(&event.principal)
-        .bind(&event.action)
-        .bind(&event.resource)
-        .bind(&event.decision)
-        .bind(&event.statement)
-        .bind(&event.source_ip)
-        .bind(&event.error)
-        .execute(&self.writer)
-        .await
-        .db()?;
-        Ok(())
+        self.writers.audit.write(event.clone()).await
     }
 
     async fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEvent>> {
