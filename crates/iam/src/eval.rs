@@ -106,6 +106,9 @@ type FnvMap<V> = HashMap<Box<str>, V, BuildHasherDefault<Fnv>>;
 /// that can name its action.
 #[derive(Debug, Clone, Default)]
 struct ActionIndex {
+    /// Statements whose every action and resource is literal (pattern 1 of the seed, at
+    /// fleet scale: one statement per instance), by action and then exact resource ARN.
+    exact_pairs: FnvMap<FnvMap<Vec<u32>>>,
     /// Exact action names (lower case).
     exact: FnvMap<Vec<u32>>,
     /// Statements with a wildcard action inside one service (`ssm:Describe*`), by service.
@@ -125,6 +128,31 @@ impl ActionIndex {
             push(&mut self.always, at);
             return;
         }
+        let literal_resources: Option<Vec<&str>> = if statement.resource.negated {
+            None
+        } else {
+            statement
+                .resource
+                .patterns
+                .iter()
+                .map(Pattern::literal)
+                .collect()
+        };
+        let literal_actions: Option<Vec<&str>> = statement
+            .action
+            .patterns
+            .iter()
+            .map(Pattern::literal)
+            .collect();
+        if let (Some(actions), Some(resources)) = (literal_actions, literal_resources) {
+            for action in actions {
+                let by_resource = self.exact_pairs.entry(action.into()).or_default();
+                for resource in &resources {
+                    push(by_resource.entry((*resource).into()).or_default(), at);
+                }
+            }
+            return;
+        }
         for pattern in &statement.action.patterns {
             if let Some(name) = pattern.literal() {
                 push(self.exact.entry(name.into()).or_default(), at);
@@ -136,10 +164,25 @@ impl ActionIndex {
         }
     }
 
-    fn candidates<'a>(&'a self, action: &str, service: &str) -> impl Iterator<Item = u32> + 'a {
+    fn candidates<'a>(
+        &'a self,
+        action: &str,
+        service: &str,
+        resource: &str,
+    ) -> impl Iterator<Item = u32> + 'a {
+        let pairs = self
+            .exact_pairs
+            .get(action)
+            .and_then(|by_resource| by_resource.get(resource))
+            .map_or(&[][..], Vec::as_slice);
         let exact = self.exact.get(action).map_or(&[][..], Vec::as_slice);
         let by_service = self.by_service.get(service).map_or(&[][..], Vec::as_slice);
-        exact.iter().chain(by_service).chain(&self.always).copied()
+        pairs
+            .iter()
+            .chain(exact)
+            .chain(by_service)
+            .chain(&self.always)
+            .copied()
     }
 }
 
@@ -181,7 +224,10 @@ impl Layer {
     /// the first deny).
     fn scan(&self, req: &Request, action: &str) -> (bool, bool) {
         let mut allowed = false;
-        for at in self.index.candidates(action, service_of(action)) {
+        for at in self
+            .index
+            .candidates(action, service_of(action), req.resource)
+        {
             let Some(s) = self.statements.get(at as usize) else {
                 continue;
             };
