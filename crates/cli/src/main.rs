@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod audit;
 mod policy;
 mod server;
+mod session;
 
 /// Portcullis: shell access without SSH keys or open ports, authorized by IAM policies.
 ///
@@ -41,6 +43,13 @@ enum Command {
     /// Read the audit log: every API call, allowed or refused.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The node agent: register this machine once, then run it (usually under systemd).
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    /// Open a shell on a node; resume, terminate and list sessions. Also the AWS CLI's
+    /// session-manager-plugin (see `portcullis session --help`).
+    #[command(subcommand)]
+    Session(session::SessionCommand),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -72,12 +81,19 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    // Run as `session-manager-plugin` (a symlink) or `portcullis session-manager-plugin`:
+    // the AWS CLI's argument contract, not clap's.
+    if let Some(code) = session::plugin_entry() {
+        return ExitCode::from(code);
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Server(args) => server::run(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Agent(cmd) => agent::run(cmd),
+        Command::Session(cmd) => session::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

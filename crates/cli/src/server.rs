@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use portcullis_core::model::{AccessKey, Tag};
+use portcullis_core::ops_ssm::NewActivation;
 use portcullis_core::{Caller, Service};
 use portcullis_server::AppState;
 use portcullis_store::SqliteStore;
@@ -131,7 +132,7 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
             args.data_dir.join("credentials").display()
         );
         if args.seed {
-            let user_key = seed(&service, key).await?;
+            let user_key = seed(&service, key, &args.data_dir).await?;
             append_profile(
                 &args.data_dir,
                 "testusera",
@@ -194,8 +195,14 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the seed article's user and policies, as the account root would through the API.
-async fn seed(service: &Service, root_key: &AccessKey) -> anyhow::Result<AccessKey> {
+/// Creates the seed article's user and policies, as the account root would through the API,
+/// and an activation (tag `Project=test`) for a local agent, written to
+/// `DATA_DIR/seed-activation.json` (0600) for `scripts/run`.
+async fn seed(
+    service: &Service,
+    root_key: &AccessKey,
+    data_dir: &Path,
+) -> anyhow::Result<AccessKey> {
     let identity = service
         .authenticate(&root_key.id)
         .await?
@@ -216,6 +223,19 @@ async fn seed(service: &Service, root_key: &AccessKey) -> anyhow::Result<AccessK
             service.attach_user_policy(&root, user, &policy.arn).await?;
         }
     }
+    let new = NewActivation {
+        iam_role: "SSMServiceRole".into(),
+        description: "local agent for the seed".into(),
+        registration_limit: Some(1),
+        tags: vec![Tag::new("Project", "test")],
+        ..NewActivation::default()
+    };
+    let (activation, code) = service.create_activation(&root, &new).await?;
+    let activation = serde_json::json!({"ActivationId": activation.id, "ActivationCode": code});
+    write_private(
+        &data_dir.join("seed-activation.json"),
+        &activation.to_string(),
+    )?;
     Ok(service.create_access_key(&root, Some(user)).await?)
 }
 

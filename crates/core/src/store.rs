@@ -213,6 +213,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     async fn session(&self, id: &str) -> StoreResult<Option<Session>>;
     async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<Session>>;
+    /// Changes an active session's status. An ended session stays ended: setting the status
+    /// of one is a no-op (so a late "client detached" cannot reopen a terminated session),
+    /// checked in the same statement as the write. `NotFound` if there is no such session.
     async fn set_session_status(
         &self,
         id: &str,

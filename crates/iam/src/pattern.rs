@@ -123,6 +123,22 @@ impl Pattern {
         glob(&self.parts, text, resolve)
     }
 
+    /// The pattern with every variable widened to `*`: it matches every text the pattern
+    /// can match under some values of its variables (for access analysis; see `inspect.rs`).
+    pub fn widened(&self) -> Pattern {
+        let mut parts: Vec<Part> = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            let part = match part {
+                Part::Var(_) => Part::Star,
+                other => other.clone(),
+            };
+            if !(part == Part::Star && parts.last() == Some(&Part::Star)) {
+                parts.push(part);
+            }
+        }
+        Pattern { parts }
+    }
+
     /// The pattern's text with variables substituted, or `None` if one has no value.
     pub fn resolve<'p>(
         &'p self,

@@ -33,7 +33,8 @@ type Outbox = mpsc::Sender<Message>;
 /// One session's two ends.
 #[derive(Default)]
 struct Relay {
-    agent: Option<Outbox>,
+    /// The agent's data channel, with the connection id that owns the slot.
+    agent: Option<(u64, Outbox)>,
     client: Option<(u64, Outbox)>,
     /// Whether a client has ever attached (the first attach starts the handshake).
     client_seen: bool,
@@ -75,6 +76,16 @@ impl Hub {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         agents.get(node).map(|(_, tx)| tx.clone())
+    }
+
+    fn relay_agent(&self, session: &str) -> Option<Outbox> {
+        let relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        relays
+            .get(session)
+            .and_then(|r| r.agent.as_ref().map(|(_, tx)| tx.clone()))
     }
 
     /// Tells a node's agent to open its data channel for a new session.
@@ -249,8 +260,11 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(QUEUE);
     spawn_writer(sink, rx);
+    let id = state.hub.next_id();
     let client_present = state.hub.with_relay(&session, |r| {
-        r.agent = Some(tx.clone());
+        if let Some((_, old)) = r.agent.replace((id, tx.clone())) {
+            let _ = old.try_send(Message::Close(None));
+        }
         r.client.is_some()
     });
     if client_present {
@@ -276,16 +290,59 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
             Ok(_) => {}
         }
     }
-    // The agent is done with this session (exit, terminate, or it went away): it is over.
-    if let Err(e) = state.service.session_ended(&session).await {
+    if closed_by_agent {
+        end_session(&state, &session).await;
+        tracing::info!(%session, "session ended by the agent");
+        return;
+    }
+    // The socket dropped without `channel_closed`: the agent redials (its shell keeps
+    // running), unless it is gone for good. Give it `agent_grace` to come back.
+    let detached = {
+        let mut relays = state
+            .hub
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match relays.get_mut(&session) {
+            Some(r) if r.agent.as_ref().is_some_and(|(i, _)| *i == id) => {
+                r.agent = None;
+                true
+            }
+            _ => false,
+        }
+    };
+    if !detached {
+        return;
+    }
+    tracing::info!(%session, "agent data channel dropped; waiting for it to come back");
+    let grace = state.agent_grace;
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        let gone = {
+            let relays = state
+                .hub
+                .relays
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            relays.get(&session).is_some_and(|r| r.agent.is_none())
+        };
+        if gone {
+            end_session(&state, &session).await;
+            tracing::info!(%session, "the agent did not come back: session ended");
+        }
+    });
+}
+
+/// Records the end of a session and closes its client's socket.
+async fn end_session(state: &AppState, session: &str) {
+    if let Err(e) = state.service.session_ended(session).await {
         tracing::error!(%session, error = %e, "could not record the end of the session");
     }
-    if let Some(relay) = state.hub.drop_relay(&session) {
+    if let Some(relay) = state.hub.drop_relay(session) {
         if let Some((_, client)) = relay.client {
             let _ = client.send(Message::Close(None)).await;
         }
     }
-    tracing::info!(%session, closed_by_agent, "session ended");
 }
 
 // --- Client data channel ---------------------------------------------------------------
@@ -326,7 +383,7 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
         if let Some((_, old)) = r.client.replace((id, tx.clone())) {
             let _ = old.try_send(Message::Close(None));
         }
-        (r.agent.clone(), first)
+        (r.agent.as_ref().map(|(_, tx)| tx.clone()), first)
     });
     let _ = state.service.session_client(&session, true).await;
     if let Some(agent) = &agent {
@@ -336,8 +393,7 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
     while let Some(msg) = stream.next().await {
         match msg {
             Ok(Message::Binary(frame)) => {
-                let agent = state.hub.with_relay(&session, |r| r.agent.clone());
-                if let Some(agent) = agent {
+                if let Some(agent) = state.hub.relay_agent(&session) {
                     let _ = agent.send(Message::Binary(frame)).await;
                 }
             }
@@ -355,7 +411,7 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
         match relays.get_mut(&session) {
             Some(r) if r.client.as_ref().is_some_and(|(i, _)| *i == id) => {
                 r.client = None;
-                Some(r.agent.clone())
+                Some(r.agent.as_ref().map(|(_, tx)| tx.clone()))
             }
             _ => None,
         }

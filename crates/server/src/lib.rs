@@ -40,6 +40,9 @@ pub struct AppState {
     pub hub: channels::Hub,
     /// A session whose client dropped is terminated if nobody resumes it within this time.
     pub idle_timeout: std::time::Duration,
+    /// A session whose agent data channel dropped (without `channel_closed`) ends if the
+    /// agent has not reconnected within this time.
+    pub agent_grace: std::time::Duration,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             tls,
             hub: channels::Hub::default(),
             idle_timeout: std::time::Duration::from_secs(20 * 60),
+            agent_grace: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -1453,14 +1453,24 @@ impl Store for SqliteStore {
         status: SessionStatus,
         ended: Option<i64>,
     ) -> StoreResult<()> {
-        let result = sqlx::query("UPDATE sessions SET status = ?, ended = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(ended)
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .db()?;
-        touched(result)
+        let result = sqlx::query(
+            "UPDATE sessions SET status = ?, ended = ? WHERE id = ? \
+             AND status IN ('Connected', 'Connecting', 'Disconnected', 'Terminating')",
+        )
+        .bind(status.as_str())
+        .bind(ended)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .db()?;
+        if result.rows_affected() > 0 {
+            return Ok(());
+        }
+        // Nothing changed: an ended session (a no-op), or no session at all.
+        match self.session(id).await? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound),
+        }
     }
 
     // Audit

@@ -1,0 +1,193 @@
+"""Shell sessions end to end with the real binaries: server, agent (a real PTY shell) and
+clients we did not write (the AWS CLI driving `session-manager-plugin`, which is our binary
+under that name) as well as `portcullis session`."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ACCOUNT, BIN, REGION, ROOT
+
+TEST_NODE = "i-0885b2e35926f1fb3"
+PROD_NODE = "i-0123456789abcdef0"
+
+
+class Agent:
+    """`portcullis agent register` then `portcullis agent run`, in a temp state dir."""
+
+    def __init__(self, server, admin, instance_id, state_dir, tags=None):
+        act = admin["ssm"].create_activation(IamRole="SSMServiceRole", RegistrationLimit=1)
+        subprocess.run(
+            [str(BIN), "agent", "register", "--server", server.endpoint, "--code", act["ActivationCode"],
+             "--id", act["ActivationId"], "--instance-id", instance_id, "--state-dir", str(state_dir)],
+            check=True, capture_output=True, text=True, timeout=30)
+        reg = json.loads((state_dir / "registration.json").read_text())
+        self.node_id = reg.get("node_id") or reg.get("NodeId")
+        assert self.node_id == instance_id
+        if tags:
+            admin["ec2"].create_tags(Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        self.proc = subprocess.Popen([str(BIN), "agent", "run", "--state-dir", str(state_dir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "RUST_LOG": "warn"})
+        ssm = admin["ssm"]
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if ssm.get_connection_status(Target=instance_id)["Status"] == "connected":
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the agent did not connect: " + (self.proc.stderr.read() if self.proc.poll() is not None else ""))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def profile_env(server, tmp_path, keys, name="user"):
+    """An AWS config dir with one profile for `keys`, pointing at the server."""
+    creds, config = tmp_path / f"{name}-credentials", tmp_path / f"{name}-config"
+    creds.write_text(f"[{name}]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n")
+    config.write_text(f"[profile {name}]\nregion = {REGION}\nendpoint_url = {server.endpoint}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(creds), AWS_CONFIG_FILE=str(config), AWS_PROFILE=name)
+    return env
+
+
+@pytest.fixture
+def plugin_dir(tmp_path):
+    """A PATH entry where `session-manager-plugin` is our binary."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    (d / "session-manager-plugin").symlink_to(BIN.resolve())
+    return d
+
+
+@pytest.fixture
+def fleet(server, admin, tmp_path):
+    agents = [Agent(server, admin, TEST_NODE, tmp_path / "agent-test", {"Project": "test"}),
+              Agent(server, admin, PROD_NODE, tmp_path / "agent-prod", {"Project": "prod"})]
+    yield agents
+    for a in agents:
+        a.stop()
+
+
+def user(admin, name, policy):
+    iam = admin["iam"]
+    iam.create_user(UserName=name, Tags=[{"Key": "Project", "Value": "test"}])
+    iam.attach_user_policy(UserName=name, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    doc = (ROOT / "examples" / "seed" / f"{policy}.json").read_text()
+    iam.put_user_policy(UserName=name, PolicyName=policy, PolicyDocument=doc)
+    k = iam.create_access_key(UserName=name)["AccessKey"]
+    return k["AccessKeyId"], k["SecretAccessKey"]
+
+
+def test_portcullis_session_runs_commands_and_exits(server, admin, fleet, tmp_path):
+    keys = user(admin, "TestUserA", "pattern-3-abac")
+    env = profile_env(server, tmp_path, keys)
+    out = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                         input="echo hello-$((6*7))\nexit 3\n", capture_output=True, text=True, env=env, timeout=60)
+    assert "hello-42" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 3
+    history = admin["ssm"].describe_sessions(State="History")["Sessions"]
+    assert [s["Status"] for s in history] == ["Terminated"]
+    assert history[0]["SessionId"].startswith("TestUserA-")
+
+
+def test_aws_cli_start_session_with_the_plugin(server, admin, fleet, tmp_path, plugin_dir):
+    """`aws ssm start-session` finds `session-manager-plugin` on PATH (ours), gets a terminal,
+    runs a command, and exits with AWS's closing line."""
+    keys = user(admin, "TestUserA", "pattern-1-arn")
+    env = profile_env(server, tmp_path, keys)
+    env["PATH"] = f"{plugin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    child = pexpect.spawn("aws", ["ssm", "start-session", "--target", TEST_NODE], env=env,
+                          encoding="utf-8", timeout=30, dimensions=(24, 80))
+    child.expect(r"Starting session with SessionId: (TestUserA-[0-9a-f]{17})")
+    session_id = child.match.group(1)
+    child.sendline("echo ok-$((20+3))")
+    child.expect("ok-23")
+    child.sendline("stty size")
+    child.expect(r"24 80")
+    child.sendline("exit")
+    child.expect(f"Exiting session with sessionId: {session_id}")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    history = admin["ssm"].describe_sessions(State="History")["Sessions"]
+    assert [(s["SessionId"], s["Status"]) for s in history] == [(session_id, "Terminated")]
+
+
+def test_aws_cli_refusal_names_user_action_and_resource(server, admin, fleet, tmp_path, plugin_dir):
+    keys = user(admin, "TestUserA", "pattern-1-arn")
+    env = profile_env(server, tmp_path, keys)
+    env["PATH"] = f"{plugin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    out = subprocess.run(["aws", "ssm", "start-session", "--target", PROD_NODE], capture_output=True,
+                         text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode != 0
+    assert ("An error occurred (AccessDeniedException) when calling the StartSession operation: "
+            f"User: arn:aws:iam::{ACCOUNT}:user/TestUserA is not authorized to perform: ssm:StartSession "
+            f"on resource: arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{PROD_NODE} because no identity-based "
+            "policy allows the ssm:StartSession action") in out.stderr
+
+
+def shell_pid(child):
+    child.sendline("echo PID=$$")
+    child.expect(r"PID=(\d+)")
+    return int(child.match.group(1))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+@pytest.mark.parametrize("pattern", ["pattern-1-arn", "pattern-2-fixed-tag", "pattern-3-abac"])
+def test_seed_with_a_real_shell(server, admin, fleet, tmp_path, pattern):
+    """Under each pattern: a working shell on the allowed node, AccessDeniedException on the
+    other; TestUserA ends their own live session (its shell is gone) and is refused on
+    another user's, which keeps running."""
+    a_keys = user(admin, "TestUserA", pattern)
+    b_keys = user(admin, "TestUserB", pattern)
+    env_a = profile_env(server, tmp_path, a_keys, "a")
+    env_b = profile_env(server, tmp_path, b_keys, "b")
+
+    with pytest.raises(ClientError) as err:
+        server.client("ssm", a_keys).start_session(Target=PROD_NODE)
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+
+    a = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env_a, encoding="utf-8", timeout=30)
+    b = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env_b, encoding="utf-8", timeout=30)
+    a_pid, b_pid = shell_pid(a), shell_pid(b)
+    active = server.client("ssm", a_keys).describe_sessions(State="Active")["Sessions"]
+    ids = {s["Owner"].rsplit("/", 1)[1]: s["SessionId"] for s in active}
+
+    with pytest.raises(ClientError) as err:
+        server.client("ssm", a_keys).terminate_session(SessionId=ids["TestUserB"])
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert alive(b_pid)
+    b.sendline("echo still-$((1+1))")
+    b.expect("still-2")
+
+    server.client("ssm", a_keys).terminate_session(SessionId=ids["TestUserA"])
+    a.expect(f"Exiting session with sessionId: {ids['TestUserA']}")
+    a.expect(pexpect.EOF)
+    deadline = time.time() + 10
+    while alive(a_pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(a_pid)
+    b.sendline("exit")
+    b.expect(pexpect.EOF)
