@@ -180,7 +180,7 @@ impl Shell {
         !self.output.is_empty()
     }
 
-    /// The exit code, if the shell exited and [`Shell::exited`] (or a kill) saw it.
+    /// The exit code, if the shell exited and [`Shell::next_event`] (or a kill) saw it.
     pub fn exit_code(&self) -> Option<i32> {
         self.exit_code
     }

@@ -215,7 +215,9 @@ async fn run(
                         latencies.push(t.elapsed());
                         if status != expect || body.is_err() {
                             if errors == 0 {
-                                let text = body.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                                let text = body
+                                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                                    .unwrap_or_default();
                                 eprintln!("unexpected reply {status}: {text}");
                             }
                             errors += 1;
