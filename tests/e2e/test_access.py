@@ -91,3 +91,9 @@ def test_lint_names_the_seed_pitfall():
     assert out.returncode == 0, out.stdout
     out = portcullis("policy", "validate", *seeds)
     assert out.returncode == 0 and out.stdout.count("warning PC001") == 3, out.stdout
+
+
+def test_expectation_files_run_with_the_conformance_suites():
+    out = portcullis("policy", "test", str(ROOT / "examples" / "expectations"))
+    assert out.returncode == 0, out.stdout
+    assert out.stdout.splitlines()[-1] == "12 passed, 0 failed"

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod access;
 mod agent;
 mod audit;
 mod policy;
@@ -40,6 +41,9 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Run the server: the AWS-compatible API, node endpoints, /healthz and /metrics.
     Server(server::Args),
+    /// Who can reach which node: the access matrix over the store, with the deciding statement.
+    #[command(subcommand)]
+    Access(access::AccessCommand),
     /// Read the audit log: every API call, allowed or refused.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Server(args) => server::run(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Access(cmd) => access::run(cmd),
         Command::Agent(cmd) => agent::run(cmd),
         Command::Session(cmd) => session::run(cmd),
     };

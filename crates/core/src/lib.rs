@@ -10,6 +10,7 @@ mod nodes;
 pub mod ops_ec2;
 mod ops_iam;
 pub mod ops_ssm;
+pub mod policies;
 pub mod service;
 pub mod store;
 pub mod validate;

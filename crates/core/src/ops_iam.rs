@@ -1701,64 +1701,29 @@ fn input_sources(request: &SimulationRequest) -> Result<Vec<Source>> {
     Ok(sources)
 }
 
-pub(crate) fn stored_policy(document: &str, kind: PolicyKind) -> Result<Policy> {
-    Policy::parse_as(document, kind).map_err(|_| Error::internal())
-}
-
 impl Service {
     /// Everything that decides what a user may do: the user's and their groups' inline and
     /// attached policies, and (with `with_boundary`) the permissions boundary, with the
-    /// documents kept for positions. Authorization (`user_policy_set`) and the simulator
-    /// both read policies through here, so they cannot drift apart. A stored document that
-    /// no longer parses fails the call (closed), never silently drops a statement.
+    /// documents kept for positions: [`crate::policies::user_policies`], which authorization
+    /// (`user_policy_set`) and access analysis read too, so they cannot drift apart.
     pub(crate) async fn user_sources(
         &self,
         user: &User,
         with_boundary: bool,
     ) -> Result<Vec<Source>> {
-        let mut sources = Vec::new();
-        let mut owners = vec![(
-            PolicyOwner::User(user.name.clone()),
-            format!("user {}", user.name),
-        )];
-        for group in self.store.groups_for_user(&user.name).await? {
-            owners.push((
-                PolicyOwner::Group(group.name.clone()),
-                format!("group {}", group.name),
-            ));
-        }
-        for (owner, label) in &owners {
-            for inline in self.store.list_inline_policies(owner).await? {
-                sources.push(Source {
-                    label: format!("{label} inline policy {}", inline.name),
+        Ok(
+            crate::policies::user_policies(self.store.as_ref(), user, with_boundary)
+                .await?
+                .into_iter()
+                .map(|p| Source {
+                    label: p.label,
                     source_type: Some(PRINCIPAL_POLICY_TYPE),
-                    policy: stored_policy(&inline.document, PolicyKind::Inline)?,
-                    document: inline.document,
-                    boundary: false,
-                });
-            }
-            for arn in self.store.attached_policies(owner).await? {
-                let document = self.default_document(&arn).await?;
-                sources.push(Source {
-                    policy: stored_policy(&document, PolicyKind::Managed)?,
-                    label: arn,
-                    source_type: Some(PRINCIPAL_POLICY_TYPE),
-                    document,
-                    boundary: false,
-                });
-            }
-        }
-        if let Some(arn) = user.permissions_boundary.as_ref().filter(|_| with_boundary) {
-            let document = self.default_document(arn).await?;
-            sources.push(Source {
-                policy: stored_policy(&document, PolicyKind::Managed)?,
-                label: arn.clone(),
-                source_type: Some(PRINCIPAL_POLICY_TYPE),
-                document,
-                boundary: true,
-            });
-        }
-        Ok(sources)
+                    document: p.document,
+                    policy: p.policy,
+                    boundary: p.boundary,
+                })
+                .collect(),
+        )
     }
 
     /// The tags of the node whose ARN this is, if it is a registered node's.

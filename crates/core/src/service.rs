@@ -265,16 +265,8 @@ impl Service {
                 let Some(user) = self.store.user(name).await? else {
                     return Ok(None);
                 };
-                let tags: Tags = self
-                    .store
-                    .user_tags(name)
-                    .await?
-                    .into_iter()
-                    .map(|t| (t.key, t.value))
-                    .collect();
-                let principal =
-                    Principal::user(&user.arn, &self.account.id, &user.name, &user.user_id)
-                        .with_tags(tags);
+                let tags = self.store.user_tags(name).await?;
+                let principal = crate::policies::user_principal(&user, &self.account.id, &tags);
                 Identity {
                     secret: key.secret.clone(),
                     principal,
@@ -292,24 +284,8 @@ impl Service {
 
     /// All policies that apply to a user, as the engine evaluates them.
     pub(crate) async fn user_policy_set(&self, user: &User) -> Result<PolicySet> {
-        let mut set = PolicySet::new();
-        for source in self.user_sources(user, true).await? {
-            if source.boundary {
-                set.set_boundary(&source.label, &source.policy);
-            } else {
-                set.add_identity(&source.label, &source.policy);
-            }
-        }
-        Ok(set)
-    }
-
-    pub(crate) async fn default_document(&self, arn: &str) -> Result<String> {
-        let versions = self.store.policy_versions(arn).await?;
-        versions
-            .into_iter()
-            .find(|v| v.is_default)
-            .map(|v| v.document)
-            .ok_or_else(Error::internal)
+        let policies = crate::policies::user_policies(self.store.as_ref(), user, true).await?;
+        Ok(crate::policies::policy_set(&policies))
     }
 
     /// Decides whether `caller` may do `action` on `resource` (with the resource's tags and

@@ -35,6 +35,7 @@
 
 mod error;
 mod eval;
+mod inspect;
 pub mod json;
 mod key;
 mod operator;
@@ -48,6 +49,7 @@ pub use error::{ErrorCode, PolicyError, PolicyWarning};
 pub use eval::{
     Decision, Explanation, LayerKind, LayerReport, PolicySet, StatementOutcome, StatementReport,
 };
+pub use inspect::KeyScope;
 pub use key::Key;
 pub use operator::{Base, Operator, SetQualifier};
 pub use policy::{

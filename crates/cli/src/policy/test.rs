@@ -1,8 +1,9 @@
-//! `portcullis policy test PATH...`
+//! `portcullis policy test PATH...`: conformance suites and a project's expectation files.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use portcullis_analysis::expect::{is_expectations, Expectations};
 use portcullis_iam::suite::Suite;
 
 use crate::exit;
@@ -35,16 +36,49 @@ fn suite_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load(file: &Path) -> anyhow::Result<Suite> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    Suite::parse(&text).with_context(|| format!("{}", file.display()))
+fn load(file: &Path, text: &str) -> anyhow::Result<Suite> {
+    Suite::parse(text).with_context(|| format!("{}", file.display()))
+}
+
+/// A project's expectation file (`portcullis_analysis::expect`): policy files it names are
+/// read relative to it.
+fn load_expectations(file: &Path, text: &str) -> anyhow::Result<Expectations> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    Expectations::parse(text, |path| {
+        std::fs::read_to_string(dir.join(path)).map_err(|e| format!("reading {path}: {e}"))
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let (mut passed, mut failed) = (0_usize, 0_usize);
     for file in suite_files(&args.paths)? {
-        let suite = load(&file)?;
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        if is_expectations(&text) {
+            let expectations = load_expectations(&file, &text)?;
+            for outcome in expectations.run() {
+                if outcome.passed() {
+                    passed += 1;
+                    if args.verbose {
+                        println!("ok   {} / {}", expectations.name, outcome.case);
+                    }
+                    continue;
+                }
+                failed += 1;
+                println!(
+                    "FAIL {} / {}: {}",
+                    expectations.name,
+                    outcome.case,
+                    outcome.failure.unwrap_or_default()
+                );
+                for line in outcome.explanation.to_string().lines() {
+                    println!("     {line}");
+                }
+            }
+            continue;
+        }
+        let suite = load(&file, &text)?;
         for outcome in suite.run() {
             if outcome.passed() {
                 passed += 1;

@@ -20,6 +20,9 @@ pub struct Args {
     /// Print one JSON object per file instead of text.
     #[arg(long)]
     json: bool,
+    /// Do not run the linter (`policy lint`) on valid documents.
+    #[arg(long)]
+    no_lint: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,20 +56,30 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let name = file.display();
         match validate(&text, args.kind.into()) {
             Ok(v) => {
+                let name_text = name.to_string();
+                let findings = if args.no_lint {
+                    Vec::new()
+                } else {
+                    super::lint::lint_one(&name_text, &text, &v.policy)
+                };
                 if args.json {
                     let warnings: Vec<_> = v
                         .warnings
                         .iter()
                         .map(|w| json!({"message": w.message, "pointer": w.pointer, "line": w.line, "column": w.column}))
                         .collect();
+                    let findings: Vec<_> = findings.iter().map(super::lint::finding_json).collect();
                     println!(
                         "{}",
-                        json!({"file": name.to_string(), "valid": true, "errors": [], "warnings": warnings})
+                        json!({"file": name.to_string(), "valid": true, "errors": [], "warnings": warnings, "findings": findings})
                     );
                 } else {
                     println!("{name}: valid");
                     for w in &v.warnings {
                         println!("{name}: {w}");
+                    }
+                    for f in &findings {
+                        println!("{name}: {f}");
                     }
                 }
             }
@@ -79,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                         .collect();
                     println!(
                         "{}",
-                        json!({"file": name.to_string(), "valid": false, "errors": errors, "warnings": []})
+                        json!({"file": name.to_string(), "valid": false, "errors": errors, "warnings": [], "findings": []})
                     );
                 } else {
                     for e in &errors {
