@@ -15,7 +15,7 @@ import pexpect
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, BIN, REGION, ROOT
+from conftest import ACCOUNT, BIN, REGION, ROOT, Server
 
 TEST_NODE = "i-0885b2e35926f1fb3"
 PROD_NODE = "i-0123456789abcdef0"
@@ -191,3 +191,124 @@ def test_seed_with_a_real_shell(server, admin, fleet, tmp_path, pattern):
     assert not alive(a_pid)
     b.sendline("exit")
     b.expect(pexpect.EOF)
+
+
+# --- Faults ------------------------------------------------------------------------------
+
+def wait_until(what, check, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def history(server):
+    ssm = server.client("ssm", server.admin_keys())
+    return {s["SessionId"]: s["Status"] for s in ssm.describe_sessions(State="History")["Sessions"]}
+
+
+def test_agent_killed_mid_session(tmp_path):
+    """SIGKILL the agent under a live session: after the server's agent grace period the
+    session ends, the client is told and exits non-zero, the status is Terminated, and the
+    shell is gone. The agent, started again, serves new sessions."""
+    server = Server(tmp_path / "data", extra=["--agent-grace-seconds", "2"]).start()
+    agent = None
+    try:
+        keys = server.admin_keys()
+        admin = {svc: server.client(svc, keys) for svc in ("iam", "ec2", "ssm")}
+        agent = Agent(server, admin, TEST_NODE, tmp_path / "agent", {"Project": "test"})
+        env = profile_env(server, tmp_path, user(admin, "TestUserA", "pattern-3-abac"))
+        child = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env,
+                              encoding="utf-8", timeout=30)
+        child.expect(r"Starting session with SessionId: (TestUserA-[0-9a-f]{17})")
+        session_id = child.match.group(1)
+        pid = shell_pid(child)
+
+        killed = time.time()
+        agent.proc.kill()
+        agent.proc.wait(timeout=10)
+        child.expect(pexpect.EOF, timeout=30)
+        told = time.time() - killed
+        child.close()
+        assert child.exitstatus not in (0, None), child.before
+        assert f"Lost the connection to session {session_id}" in child.before, child.before
+        assert "has ended and cannot be resumed" in child.before, child.before
+        # Not before the grace period, not long after it.
+        assert 2 <= told < 15, told
+        assert history(server) == {session_id: "Terminated"}
+        wait_until("the orphaned shell to exit", lambda: not alive(pid), timeout=10)
+
+        # The node is offline until its agent comes back, then serves again.
+        ssm = admin["ssm"]
+        assert ssm.get_connection_status(Target=TEST_NODE)["Status"] == "notconnected"
+        agent.proc = subprocess.Popen([str(BIN), "agent", "run", "--state-dir", str(tmp_path / "agent")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      env={**os.environ, "RUST_LOG": "warn"})
+        wait_until("the agent to reconnect",
+                   lambda: ssm.get_connection_status(Target=TEST_NODE)["Status"] == "connected")
+        out = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                             input="echo back-$((2+3))\nexit\n", capture_output=True, text=True, env=env,
+                             timeout=60)
+        assert "back-5" in out.stdout, out.stdout + out.stderr
+        assert out.returncode == 0
+    finally:
+        if agent:
+            agent.stop()
+        server.stop()
+
+
+def test_server_killed_and_restarted(server, admin, tmp_path):
+    """SIGKILL the server under a live session and start it again on the same port: the agent
+    reconnects on its own, the History keeps every session (the one that was live is
+    Terminated), the live session's client is told, its shell is ended, and new sessions work."""
+    agent = Agent(server, admin, TEST_NODE, tmp_path / "agent", {"Project": "test"})
+    try:
+        env = profile_env(server, tmp_path, user(admin, "TestUserA", "pattern-3-abac"))
+        done = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                              input="echo one-$((0+1))\nexit\n", capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert "one-1" in done.stdout, done.stdout + done.stderr
+        [finished] = history(server)
+
+        child = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env,
+                              encoding="utf-8", timeout=30)
+        child.expect(r"Starting session with SessionId: (TestUserA-[0-9a-f]{17})")
+        live = child.match.group(1)
+        pid = shell_pid(child)
+
+        server.stop(signal.SIGKILL)
+        print("KILLED", time.time())
+        server.start()
+        print("STARTED", time.time())
+
+        ssm = server.client("ssm", server.admin_keys())
+        wait_until("the agent to reconnect",
+                   lambda: ssm.get_connection_status(Target=TEST_NODE)["Status"] == "connected", timeout=45)
+        assert agent.proc.poll() is None
+        child.expect(pexpect.EOF, timeout=30)
+        child.close()
+        assert child.exitstatus not in (0, None), child.before
+        assert f"Lost the connection to session {live}" in child.before, child.before
+        assert history(server) == {finished: "Terminated", live: "Terminated"}
+        assert ssm.describe_sessions(State="Active")["Sessions"] == []
+        wait_until("the old shell to be ended", lambda: not alive(pid), timeout=15)
+
+        env["RUST_LOG"] = "debug"
+        try:
+            print("START", time.time())
+            out = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                             input="echo two-$((1+1))\nexit\n", capture_output=True, text=True, env=env,
+                             timeout=10)
+        except subprocess.TimeoutExpired as e:
+            agent.proc.send_signal(signal.SIGTERM)
+            print("AGENT", agent.proc.communicate(timeout=10)[1][-5000:])
+            server.stop()
+            print("SERVER", server.proc.stderr.read()[-3000:])
+            print("CLIENT", e.stderr.decode()[-6000:])
+            raise
+        assert "two-2" in out.stdout, out.stdout + out.stderr
+        assert len(history(server)) == 3
+    finally:
+        agent.stop()

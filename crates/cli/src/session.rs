@@ -252,7 +252,12 @@ fn parse_parameters(text: &str) -> anyhow::Result<Vec<(String, Vec<String>)>> {
             };
             Ok((name.clone(), values))
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(|mut parameters| {
+            // By name, whatever order serde_json's map keeps (a feature other crates may turn on).
+            parameters.sort_by(|a, b| a.0.cmp(&b.0));
+            parameters
+        })
 }
 
 async fn resume(args: ResumeArgs, env: &Env) -> anyhow::Result<u8> {

@@ -3,6 +3,7 @@
 //! authenticates, authorizes and audits every operation.
 
 pub mod aws_policies;
+pub mod console;
 pub mod error;
 pub mod ids;
 pub mod model;

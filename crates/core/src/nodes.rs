@@ -22,6 +22,9 @@ pub(crate) struct NodeCache {
     entries: RwLock<HashMap<String, Entry>>,
     /// Nodes whose agent holds a control channel to this server right now.
     connected: RwLock<HashSet<String>>,
+    /// Nodes whose control channel to this server closed, and when (unix seconds): a
+    /// heartbeat from before that no longer makes them online.
+    lost: RwLock<HashMap<String, i64>>,
 }
 
 impl NodeCache {
@@ -39,6 +42,12 @@ impl NodeCache {
 
     pub(crate) fn is_connected(&self, id: &str) -> bool {
         self.connected.read().is_ok_and(|c| c.contains(id))
+    }
+
+    /// When this node's control channel to this server closed, if it did and no heartbeat
+    /// has come since.
+    pub(crate) fn lost_at(&self, id: &str) -> Option<i64> {
+        self.lost.read().ok()?.get(id).copied()
     }
 
     pub(crate) fn forget(&self, id: &str) {
@@ -86,6 +95,13 @@ impl Service {
                 set.remove(node_id);
             }
         }
+        if !connected {
+            // The agent is gone now: its last heartbeat must not keep the node online (a
+            // session started then would never reach an agent).
+            if let Ok(mut lost) = self.nodes.lost.write() {
+                lost.insert(node_id.to_owned(), now());
+            }
+        }
         if connected {
             self.node_heartbeat(node_id).await?;
         }
@@ -96,6 +112,9 @@ impl Service {
     pub async fn node_heartbeat(&self, node_id: &str) -> Result<()> {
         let at = now();
         self.store.touch_node(node_id, at).await?;
+        if let Ok(mut lost) = self.nodes.lost.write() {
+            lost.remove(node_id);
+        }
         if let Some((mut node, tags)) = self.nodes.get(node_id) {
             node.last_ping = Some(at);
             self.nodes.put(node, tags);

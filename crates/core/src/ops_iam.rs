@@ -1288,7 +1288,7 @@ fn check_password(password: &str) -> Result<()> {
 }
 
 /// An Argon2id hash of the password (PHC string, random 16-byte salt).
-fn hash_password(password: &str) -> Result<String> {
+pub(crate) fn hash_password(password: &str) -> Result<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     use rand::RngCore;
     let mut salt = [0_u8; 16];
@@ -1300,9 +1300,8 @@ fn hash_password(password: &str) -> Result<String> {
         .map_err(|_| Error::internal())
 }
 
-/// Whether `password` is the one `hash` was made from (for the console sign-in to come).
-#[cfg(test)]
-fn verify_password(hash: &str, password: &str) -> bool {
+/// Whether `password` is the one `hash` was made from (the console's sign-in).
+pub(crate) fn verify_password(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash).is_ok_and(|parsed| {
         argon2::Argon2::default()

@@ -141,12 +141,17 @@ impl Service {
     }
 
     /// A node is online while its agent's control channel is open, or (for agents that only
-    /// send heartbeats) within [`PING_TIMEOUT_SECONDS`] of the last one.
+    /// send heartbeats, or hold their channel to another server) within
+    /// [`PING_TIMEOUT_SECONDS`] of the last heartbeat, unless that heartbeat is older than
+    /// the moment its control channel to this server closed.
     pub fn is_online(&self, node: &Node) -> bool {
-        self.nodes.is_connected(&node.id)
-            || node
-                .last_ping
-                .is_some_and(|t| now() - t <= PING_TIMEOUT_SECONDS)
+        if self.nodes.is_connected(&node.id) {
+            return true;
+        }
+        let lost = self.nodes.lost_at(&node.id);
+        node.last_ping.is_some_and(|t| {
+            now() - t <= PING_TIMEOUT_SECONDS && lost.is_none_or(|lost_at| t > lost_at)
+        })
     }
 
     /// `StartSession`: authorized against the node (with its tags) and, when a document is

@@ -32,7 +32,7 @@ pub struct Identity {
     pub principal: Principal,
     /// `None` for the account root.
     pub user: Option<User>,
-    policies: Arc<PolicySet>,
+    pub(crate) policies: Arc<PolicySet>,
 }
 
 impl Identity {
@@ -63,6 +63,8 @@ struct Check {
     resource: String,
     decision: Decision,
     statement: Option<String>,
+    /// The engine's explanation (`PolicySet::explain`, as text) of a refusal.
+    explanation: Option<String>,
 }
 
 impl Caller {
@@ -90,6 +92,17 @@ impl Caller {
         if let Ok(mut checks) = self.checks.lock() {
             checks.push(check);
         }
+    }
+
+    /// The engine's explanation of this call's first refused check: which statements and
+    /// conditions failed. For people allowed to see it (the console shows it to principals
+    /// that may simulate their own policies), never in an AWS error.
+    pub fn refusal_explanation(&self) -> Option<String> {
+        let checks = self.checks.lock().ok()?;
+        checks
+            .iter()
+            .find(|c| c.decision != Decision::Allow)
+            .and_then(|c| c.explanation.clone())
     }
 
     /// The audit event for this call: its first refused check, else its first check.
@@ -129,6 +142,9 @@ pub struct Service {
     /// should invalidate them.
     pub(crate) stream_tokens: Mutex<crate::ops_ssm::StreamTokens>,
     pub(crate) nodes: crate::nodes::NodeCache,
+    /// Signed-in console sessions. In memory on purpose, like stream tokens: a restart
+    /// signs everyone out.
+    pub(crate) console: Mutex<crate::console::ConsoleSessions>,
 }
 
 /// What first start created: the account root's access key, to hand to the administrator.
@@ -218,6 +234,7 @@ impl Service {
                 identities: RwLock::new(HashMap::new()),
                 stream_tokens: Mutex::new(crate::ops_ssm::StreamTokens::default()),
                 nodes: crate::nodes::NodeCache::default(),
+                console: Mutex::new(crate::console::ConsoleSessions::default()),
             },
             new_root_key,
         })
@@ -307,6 +324,7 @@ impl Service {
                 resource: resource.to_owned(),
                 decision: Decision::Allow,
                 statement: None,
+                explanation: None,
             });
             return Ok(());
         }
@@ -325,6 +343,7 @@ impl Service {
             resource: resource.to_owned(),
             decision: explanation.decision,
             statement: deciding.first().map(|s| s.label()),
+            explanation: (explanation.decision != Decision::Allow).then(|| explanation.to_string()),
         });
         match explanation.aws_message() {
             None => Ok(()),

@@ -20,6 +20,7 @@ use portcullis_core::{Caller, Error, Service};
 use tokio::net::TcpListener;
 
 pub mod channels;
+mod console;
 mod ec2_api;
 mod iam_api;
 pub mod metrics;
@@ -69,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/control", get(channels::control))
         .route("/v1/agent-data/{session_id}", get(channels::agent_data))
         .route("/v1/data-channel/{session_id}", get(channels::client_data))
+        .merge(console::routes())
         // The AWS endpoint reads its body itself, to refuse an oversize one in AWS's shape.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -1,0 +1,355 @@
+//! Web console sign-in and its sessions.
+//!
+//! A person signs in with an IAM user's password (the login profile, checked against its
+//! Argon2id hash) or with an access key pair. The console session then stands for that
+//! principal: every console action is an ordinary operation with a [`Caller`] built from the
+//! same [`Identity`] the user's API calls get, so the console has no powers of its own.
+//!
+//! Session ids and CSRF tokens are 256-bit random strings ([`ids::token`]); only the SHA-256
+//! of a session id is kept, in memory (a restart signs everyone out). The identity is looked
+//! up again on every request, so a deleted user, a deleted login profile or a deactivated key
+//! ends the session at once, and policy changes apply to the next click.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::model::KeyStatus;
+use crate::ops_ssm::sha256_hex;
+use crate::service::{now, Caller, Identity, Service};
+
+/// How long a console session lasts from sign-in (AWS's console: 12 hours).
+pub const SESSION_SECONDS: i64 = 12 * 60 * 60;
+
+/// At most this many live sessions; signing in beyond it drops the oldest.
+const MAX_SESSIONS: usize = 10_000;
+
+/// The text AWS's console shows for a wrong user name, password or key, whichever it was.
+pub const SIGN_IN_REFUSED: &str = "Your authentication information is incorrect. Please try again.";
+
+/// Who a console session is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// Signed in with this IAM user's password.
+    Password { user: String },
+    /// Signed in with this access key (its secret was checked once, at sign-in).
+    AccessKey { id: String },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    login: Login,
+    csrf: String,
+    created: i64,
+    expires: i64,
+}
+
+/// The live console sessions, by SHA-256 of their id.
+#[derive(Debug, Default)]
+pub struct ConsoleSessions {
+    live: HashMap<String, Entry>,
+}
+
+impl ConsoleSessions {
+    /// A new session for `login` at `now`: its id (for the cookie) and CSRF token.
+    pub fn open(&mut self, login: Login, now: i64, lifetime: i64) -> NewSession {
+        self.live.retain(|_, e| e.expires > now);
+        while self.live.len() >= MAX_SESSIONS {
+            let oldest = self
+                .live
+                .iter()
+                .min_by_key(|(_, e)| e.created)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.live.remove(&k),
+                None => break,
+            };
+        }
+        let id = ids::token();
+        let csrf = ids::token();
+        let expires = now.saturating_add(lifetime);
+        self.live.insert(
+            sha256_hex(&id),
+            Entry {
+                login,
+                csrf: csrf.clone(),
+                created: now,
+                expires,
+            },
+        );
+        NewSession { id, csrf, expires }
+    }
+
+    /// The session with this id, if it exists and has not expired (an expired one is
+    /// forgotten).
+    pub fn get(&mut self, id: &str, now: i64) -> Option<(Login, String, i64)> {
+        let key = sha256_hex(id);
+        let entry = self.live.get(&key)?;
+        if entry.expires <= now {
+            self.live.remove(&key);
+            return None;
+        }
+        Some((entry.login.clone(), entry.csrf.clone(), entry.expires))
+    }
+
+    pub fn close(&mut self, id: &str) -> bool {
+        self.live.remove(&sha256_hex(id)).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+}
+
+/// What signing in hands back: the session id goes in the cookie, the CSRF token to the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub id: String,
+    pub csrf: String,
+    /// Seconds since the epoch.
+    pub expires: i64,
+}
+
+/// A signed-in console request: who, and the session's CSRF token to check POSTs against.
+#[derive(Debug)]
+pub struct ConsoleUser {
+    pub identity: Arc<Identity>,
+    pub login: Login,
+    pub csrf: String,
+    pub expires: i64,
+}
+
+impl ConsoleUser {
+    /// The access key id the console's calls are made with (AWS's console uses temporary
+    /// credentials; a password session has no key of its own).
+    pub fn access_key_id(&self) -> &str {
+        match &self.login {
+            Login::AccessKey { id } => id,
+            Login::Password { .. } => "console",
+        }
+    }
+}
+
+fn refused() -> Error {
+    Error::new(401, "SignInFailed", SIGN_IN_REFUSED)
+}
+
+/// A hash to check a password against when the user or profile does not exist, so that a
+/// wrong user name costs as much time as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        crate::ops_iam::hash_password(&ids::token()).unwrap_or_else(|_| String::new())
+    })
+}
+
+/// Compares two secrets without an early exit on the first difference.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Service {
+    /// Signs in with an IAM user's console password (its login profile).
+    pub async fn console_sign_in_password(&self, user: &str, password: &str) -> Result<NewSession> {
+        let profile = if user.is_empty() || user.len() > 64 {
+            None
+        } else {
+            self.store.login_profile(user).await?
+        };
+        let Some(profile) = profile else {
+            // Spend the same time as a real check, then refuse with the same words.
+            let _ = crate::ops_iam::verify_password(decoy_hash(), password);
+            return Err(refused());
+        };
+        // Argon2id with its default cost: tens of milliseconds, on the calling worker.
+        if !crate::ops_iam::verify_password(&profile.password_hash, password) {
+            return Err(refused());
+        }
+        if profile.password_reset_required {
+            return Err(Error::new(
+                403,
+                "PasswordResetRequired",
+                format!(
+                    "User {} must choose a new password, which the console cannot do yet; an \
+                     administrator can run `aws iam update-login-profile --user-name {} \
+                     --no-password-reset-required` (or set a new password).",
+                    profile.user_name, profile.user_name
+                ),
+            ));
+        }
+        let login = Login::Password {
+            user: profile.user_name,
+        };
+        Ok(self.open_console_session(login))
+    }
+
+    /// Signs in with an access key pair (an IAM user's or the account root's).
+    pub async fn console_sign_in_key(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+    ) -> Result<NewSession> {
+        let key = if access_key_id.is_empty() || access_key_id.len() > 128 {
+            None
+        } else {
+            self.store.access_key(access_key_id).await?
+        };
+        let Some(key) = key.filter(|k| k.status == KeyStatus::Active) else {
+            return Err(refused());
+        };
+        if !same_secret(&key.secret, secret) || self.authenticate(&key.id).await?.is_none() {
+            return Err(refused());
+        }
+        Ok(self.open_console_session(Login::AccessKey { id: key.id }))
+    }
+
+    fn open_console_session(&self, login: Login) -> NewSession {
+        let mut sessions = self
+            .console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions.open(login, now(), SESSION_SECONDS)
+    }
+
+    /// The signed-in principal of a console session id, with its identity looked up afresh;
+    /// `None` for an unknown, expired or signed-out session, or one whose user, login
+    /// profile or key is gone.
+    pub async fn console_user(&self, session_id: &str) -> Result<Option<ConsoleUser>> {
+        let found = {
+            let mut sessions = self
+                .console
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            sessions.get(session_id, now())
+        };
+        let Some((login, csrf, expires)) = found else {
+            return Ok(None);
+        };
+        let identity = match &login {
+            Login::AccessKey { id } => self.authenticate(id).await?,
+            Login::Password { user } => self.password_identity(user).await?,
+        };
+        Ok(identity.map(|identity| ConsoleUser {
+            identity,
+            login,
+            csrf,
+            expires,
+        }))
+    }
+
+    async fn password_identity(&self, name: &str) -> Result<Option<Arc<Identity>>> {
+        if self.store.login_profile(name).await?.is_none() {
+            return Ok(None);
+        }
+        let Some(user) = self.store.user(name).await? else {
+            return Ok(None);
+        };
+        let tags = self.store.user_tags(name).await?;
+        let principal = crate::policies::user_principal(&user, &self.account.id, &tags);
+        Ok(Some(Arc::new(Identity {
+            secret: String::new(),
+            principal,
+            policies: Arc::new(self.user_policy_set(&user).await?),
+            user: Some(user),
+        })))
+    }
+
+    /// Signs a console session out; `false` if there was none.
+    pub fn console_sign_out(&self, session_id: &str) -> bool {
+        self.console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .close(session_id)
+    }
+
+    /// Whether the console shows this principal the engine's explanation of its refusals:
+    /// the account root, and any user allowed `iam:SimulatePrincipalPolicy` on their own ARN
+    /// (who could ask the simulator the same question through the API).
+    pub fn may_see_explanations(&self, caller: &Caller) -> bool {
+        let identity = &caller.identity;
+        if identity.is_root() {
+            return true;
+        }
+        let probe = Caller::new(
+            identity.clone(),
+            &caller.access_key_id,
+            &caller.source_ip,
+            caller.secure_transport,
+        );
+        self.authorize(
+            &probe,
+            "iam:SimulatePrincipalPolicy",
+            identity.principal.arn(),
+            &[],
+            &[],
+        )
+        .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_found_by_its_id_until_it_expires() {
+        let mut s = ConsoleSessions::default();
+        let login = Login::Password {
+            user: "TestUserA".into(),
+        };
+        let new = s.open(login.clone(), 1000, 60);
+        assert_eq!(new.expires, 1060);
+        assert_eq!(new.id.len(), 43);
+        assert_ne!(new.id, new.csrf);
+        let (found, csrf, _) = s.get(&new.id, 1059).expect("live");
+        assert_eq!((found, csrf.as_str()), (login, new.csrf.as_str()));
+        assert!(s.get(&new.id, 1060).is_none(), "expired at its expiry time");
+        assert!(s.is_empty(), "an expired session is forgotten");
+    }
+
+    #[test]
+    fn forged_and_signed_out_ids_find_nothing() {
+        let mut s = ConsoleSessions::default();
+        let new = s.open(Login::AccessKey { id: "AKIA1".into() }, 0, 60);
+        assert!(s.get("forged", 1).is_none());
+        assert!(
+            s.get(&new.csrf, 1).is_none(),
+            "the CSRF token is not a session id"
+        );
+        assert!(s.close(&new.id));
+        assert!(s.get(&new.id, 1).is_none());
+        assert!(!s.close(&new.id));
+    }
+
+    #[test]
+    fn only_hashes_of_ids_are_kept() {
+        let mut s = ConsoleSessions::default();
+        let new = s.open(Login::AccessKey { id: "AKIA1".into() }, 0, 60);
+        assert!(!s.live.contains_key(&new.id));
+        assert!(s.live.contains_key(&sha256_hex(&new.id)));
+    }
+
+    #[test]
+    fn signing_in_drops_expired_sessions() {
+        let mut s = ConsoleSessions::default();
+        s.open(Login::AccessKey { id: "A".into() }, 0, 10);
+        s.open(Login::AccessKey { id: "B".into() }, 20, 10);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+    }
+}

@@ -1,0 +1,594 @@
+//! The web console under `/console/`: static pages (hand-written, in `web/`, embedded at
+//! build time) and a small JSON API they call.
+//!
+//! Every API route that acts runs the same `Service` operation an AWS API call would, with a
+//! `Caller` for the signed-in principal, and is audited like one; a refusal carries AWS's
+//! code and message and, for principals that may simulate their own policies, the engine's
+//! explanation.
+//!
+//! Sessions: cookie `portcullis_console` (256-bit random id; `HttpOnly`, `SameSite=Strict`,
+//! `Path=/console`, `Secure` under TLS). CSRF: every POST must come from this origin
+//! (`Origin` / `Sec-Fetch-Site` when the browser sends them), and every POST made while
+//! signed in must carry the session's token in `X-CSRF-Token` (the page reads it from
+//! `/console/api/me`, which another origin cannot read).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis_core::console::{same_secret, ConsoleUser, Login, NewSession};
+use portcullis_core::model::{NodeKind, Session};
+use portcullis_core::store::SessionFilter;
+use portcullis_core::{Caller, Error};
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+const COOKIE: &str = "portcullis_console";
+
+const SIGNIN_HTML: &str = include_str!("../../../web/signin.html");
+const APP_HTML: &str = include_str!("../../../web/app.html");
+const CONSOLE_CSS: &str = include_str!("../../../web/console.css");
+const CONSOLE_JS: &str = include_str!("../../../web/console.js");
+const SIGNIN_JS: &str = include_str!("../../../web/signin.js");
+
+/// Scripts and styles only from this origin, no framing, no plugins.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/console", get(|| async { redirect("/console/") }))
+        .route("/console/", get(home))
+        .route("/console/signin", get(signin_page))
+        .route("/console/nodes", get(app_page))
+        .route("/console/sessions", get(app_page))
+        .route(
+            "/console/assets/console.css",
+            get(|| async { asset("text/css", CONSOLE_CSS) }),
+        )
+        .route(
+            "/console/assets/console.js",
+            get(|| async { asset("text/javascript", CONSOLE_JS) }),
+        )
+        .route(
+            "/console/assets/signin.js",
+            get(|| async { asset("text/javascript", SIGNIN_JS) }),
+        )
+        .route("/console/api/signin", post(sign_in))
+        .route("/console/api/signout", post(sign_out))
+        .route("/console/api/me", get(me))
+        .route("/console/api/nodes", get(nodes))
+        .route("/console/api/sessions", get(sessions))
+        .route("/console/api/sessions/{id}/terminate", post(terminate))
+}
+
+fn secure_headers(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    secure_headers(&mut resp);
+    resp
+}
+
+fn html(body: &'static str) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    secure_headers(&mut resp);
+    resp
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    secure_headers(&mut resp);
+    resp
+}
+
+fn json_reply(status: StatusCode, body: Value) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    secure_headers(&mut resp);
+    resp
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    json_reply(status, json!({"code": code, "message": message}))
+}
+
+fn not_signed_in() -> Response {
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        "NotSignedIn",
+        "You are not signed in, or your session has expired.",
+    )
+}
+
+/// The session id from the request's cookies.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+}
+
+fn set_cookie(resp: &mut Response, value: &str, max_age: i64, tls: bool) {
+    let secure = if tls { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
+    let Some(id) = session_cookie(headers) else {
+        return Err(not_signed_in());
+    };
+    match state.service.console_user(id).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(not_signed_in()),
+        Err(e) => {
+            tracing::error!(error = %e, "console session lookup failed");
+            Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                "The server could not look up your session.",
+            ))
+        }
+    }
+}
+
+/// A request refused before any operation ran.
+struct Refused(StatusCode, &'static str, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        refuse(self.0, self.1, self.2)
+    }
+}
+
+/// A POST must come from this origin: refused when the browser says it is cross-site
+/// (`Sec-Fetch-Site`) or names another origin (`Origin`).
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
+    let cross = || {
+        Err(Refused(
+            StatusCode::FORBIDDEN,
+            "CrossSiteRequestRefused",
+            "This request did not come from the console's own pages.",
+        ))
+    };
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return cross();
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let scheme = if state.tls { "https" } else { "http" };
+        if origin != format!("{scheme}://{host}") {
+            return cross();
+        }
+    }
+    Ok(())
+}
+
+/// Same origin, and the session's CSRF token in `X-CSRF-Token`.
+fn check_csrf(state: &AppState, headers: &HeaderMap, user: &ConsoleUser) -> Result<(), Refused> {
+    same_origin(state, headers)?;
+    let token = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if token.is_empty() || !same_secret(token, &user.csrf) {
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "InvalidCsrfToken",
+            "This request is missing the console's CSRF token, or it is wrong.",
+        ));
+    }
+    Ok(())
+}
+
+fn caller_for(state: &AppState, user: &ConsoleUser, peer: SocketAddr) -> Caller {
+    Caller::new(
+        user.identity.clone(),
+        user.access_key_id(),
+        &peer.ip().to_string(),
+        state.tls,
+    )
+}
+
+/// Audits one operation the console ran for its user, as the API pipeline does.
+async fn audit(state: &AppState, caller: &Caller, operation: &str, error: Option<&Error>) {
+    if let Err(e) = state.service.audit(caller, operation, error).await {
+        tracing::error!(request_id = %caller.request_id, error = %e, "could not write the audit event");
+    }
+}
+
+/// AWS's code and message for a failed operation, and the engine's explanation of a
+/// refusal for those who may see it.
+fn operation_error(state: &AppState, caller: &Caller, operation: &str, e: &Error) -> Response {
+    if e.is_internal() {
+        tracing::error!(request_id = %caller.request_id, operation, error = %e, "console operation failed");
+    }
+    let mut body = json!({"code": e.code, "message": e.message, "operation": operation});
+    if let Some(explanation) = caller.refusal_explanation() {
+        if state.service.may_see_explanations(caller) {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("explanation".into(), json!(explanation));
+            }
+        }
+    }
+    json_reply(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        body,
+    )
+}
+
+async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(_) => redirect("/console/nodes"),
+        Err(_) => redirect("/console/signin"),
+    }
+}
+
+async fn signin_page() -> Response {
+    html(SIGNIN_HTML)
+}
+
+async fn app_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(_) => html(APP_HTML),
+        Err(_) => redirect(&format!("/console/signin?next={}", uri.path())),
+    }
+}
+
+async fn sign_in(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(refused) = same_origin(&state, &headers) {
+        return refused.into_response();
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let body: Option<Value> = if is_json {
+        serde_json::from_slice(&body).ok()
+    } else {
+        None
+    };
+    let Some(body) = body else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "Sign in with a JSON body from the sign-in page.",
+        );
+    };
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
+    let result = match field("method") {
+        "password" => {
+            state
+                .service
+                .console_sign_in_password(field("user"), field("password"))
+                .await
+        }
+        "key" => {
+            state
+                .service
+                .console_sign_in_key(field("accessKeyId"), field("secretAccessKey"))
+                .await
+        }
+        _ => Err(Error::invalid(
+            "InvalidRequest",
+            "`method` must be `password` or `key`.",
+        )),
+    };
+    match result {
+        Ok(NewSession { id, expires, .. }) => {
+            let max_age = expires - portcullis_core::service::now();
+            let mut resp = json_reply(StatusCode::OK, json!({"signedIn": true}));
+            set_cookie(&mut resp, &id, max_age, state.tls);
+            resp
+        }
+        Err(e) => {
+            if e.is_internal() {
+                tracing::error!(error = %e, "console sign-in failed");
+            }
+            refuse(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED),
+                &e.code,
+                &e.message,
+            )
+        }
+    }
+}
+
+async fn sign_out(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(user) => user,
+        Err(resp) => return resp,
+    };
+    if let Err(refused) = check_csrf(&state, &headers, &user) {
+        return refused.into_response();
+    }
+    if let Some(id) = session_cookie(&headers) {
+        state.service.console_sign_out(id);
+    }
+    let mut resp = json_reply(StatusCode::OK, json!({"signedIn": false}));
+    set_cookie(&mut resp, "", 0, state.tls);
+    resp
+}
+
+async fn me(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(user) => user,
+        Err(resp) => return resp,
+    };
+    let caller = caller_for(&state, &user, peer);
+    let identity = &user.identity;
+    json_reply(
+        StatusCode::OK,
+        json!({
+            "arn": identity.principal.arn(),
+            "name": identity.session_name(),
+            "account": state.service.account().id,
+            "signedInWith": match &user.login {
+                Login::Password { .. } => "password",
+                Login::AccessKey { .. } => "access key",
+            },
+            "expires": user.expires,
+            "csrfToken": user.csrf,
+            "seesExplanations": state.service.may_see_explanations(&caller),
+        }),
+    )
+}
+
+async fn nodes(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(user) => user,
+        Err(resp) => return resp,
+    };
+    let svc = &state.service;
+    let caller = caller_for(&state, &user, peer);
+    let result = svc.describe_instance_information(&caller).await;
+    audit(
+        &state,
+        &caller,
+        "DescribeInstanceInformation",
+        result.as_ref().err(),
+    )
+    .await;
+    let infos = match result {
+        Ok(infos) => infos,
+        Err(e) => return operation_error(&state, &caller, "DescribeInstanceInformation", &e),
+    };
+    // Tags come from the calls AWS's console makes: EC2 DescribeTags for instances,
+    // SSM ListTagsForResource for managed instances. A refused one leaves tags unknown.
+    let mut tag_errors: Vec<Value> = Vec::new();
+    let tag_caller = caller_for(&state, &user, peer);
+    let ec2_tags = svc.describe_tags(&tag_caller).await;
+    audit(&state, &tag_caller, "DescribeTags", ec2_tags.as_ref().err()).await;
+    let ec2_tags = match ec2_tags {
+        Ok(tags) => Some(tags),
+        Err(e) => {
+            tag_errors
+                .push(json!({"operation": "DescribeTags", "code": e.code, "message": e.message}));
+            None
+        }
+    };
+    let mut out = Vec::with_capacity(infos.len());
+    for info in &infos {
+        let n = &info.node;
+        let tags = match n.kind {
+            NodeKind::Ec2Instance => ec2_tags.as_ref().map(|all| {
+                all.iter()
+                    .filter(|(id, _)| *id == n.id)
+                    .map(|(_, t)| json!({"Key": t.key, "Value": t.value}))
+                    .collect::<Vec<_>>()
+            }),
+            NodeKind::ManagedInstance => {
+                let c = caller_for(&state, &user, peer);
+                let r = svc
+                    .list_tags_for_resource(&c, "ManagedInstance", &n.id)
+                    .await;
+                audit(&state, &c, "ListTagsForResource", r.as_ref().err()).await;
+                match r {
+                    Ok(tags) => Some(
+                        tags.iter()
+                            .map(|t| json!({"Key": t.key, "Value": t.value}))
+                            .collect(),
+                    ),
+                    Err(e) => {
+                        tag_errors.push(json!({"operation": "ListTagsForResource", "code": e.code, "message": e.message}));
+                        None
+                    }
+                }
+            }
+        };
+        out.push(json!({
+            "InstanceId": n.id,
+            "Name": n.name,
+            "PlatformName": n.platform,
+            "PlatformType": "Linux",
+            "PingStatus": if info.online { "Online" } else { "ConnectionLost" },
+            "LastPingDateTime": n.last_ping,
+            "AgentVersion": n.agent_version,
+            "IPAddress": n.ip_address,
+            "Tags": tags,
+        }));
+    }
+    json_reply(
+        StatusCode::OK,
+        json!({"nodes": out, "tagErrors": tag_errors}),
+    )
+}
+
+fn session_json(s: &Session) -> Value {
+    json!({
+        "SessionId": s.id,
+        "Owner": s.owner,
+        "Target": s.target,
+        "Status": s.status.as_str(),
+        "StartDate": s.started,
+        "EndDate": s.ended,
+        "Reason": s.reason,
+        "DocumentName": s.document,
+    })
+}
+
+async fn sessions(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(user) => user,
+        Err(resp) => return resp,
+    };
+    let wanted = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("state="));
+    let active = match wanted {
+        None | Some("Active") => true,
+        Some("History") => false,
+        Some(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "`state` must be Active or History.",
+            )
+        }
+    };
+    let caller = caller_for(&state, &user, peer);
+    let filter = SessionFilter {
+        active,
+        ..SessionFilter::default()
+    };
+    let result = state.service.describe_sessions(&caller, &filter).await;
+    audit(&state, &caller, "DescribeSessions", result.as_ref().err()).await;
+    match result {
+        Ok(list) => json_reply(
+            StatusCode::OK,
+            json!({"sessions": list.iter().map(session_json).collect::<Vec<_>>()}),
+        ),
+        Err(e) => operation_error(&state, &caller, "DescribeSessions", &e),
+    }
+}
+
+async fn terminate(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(user) => user,
+        Err(resp) => return resp,
+    };
+    if let Err(refused) = check_csrf(&state, &headers, &user) {
+        return refused.into_response();
+    }
+    let caller = caller_for(&state, &user, peer);
+    let result = state.service.terminate_session(&caller, &id).await;
+    audit(&state, &caller, "TerminateSession", result.as_ref().err()).await;
+    match result {
+        Ok(session) => {
+            state.hub.terminate_session(&session.target, &session.id);
+            json_reply(StatusCode::OK, json!({"SessionId": session.id}))
+        }
+        Err(e) => operation_error(&state, &caller, "TerminateSession", &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let h = headers(&[
+            ("cookie", "a=1; portcullis_consoleX=no"),
+            ("cookie", "b=2;  portcullis_console=abc ; c=3"),
+        ]);
+        assert_eq!(session_cookie(&h), Some("abc"));
+        assert_eq!(session_cookie(&headers(&[("cookie", "a=1")])), None);
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn set_cookie_has_the_protective_attributes() {
+        for (tls, secure) in [(false, ""), (true, "; Secure")] {
+            let mut resp = StatusCode::OK.into_response();
+            set_cookie(&mut resp, "id", 60, tls);
+            let v = resp.headers().get(header::SET_COOKIE).expect("set");
+            assert_eq!(
+                v.to_str().expect("text"),
+                format!(
+                    "portcullis_console=id; Path=/console; HttpOnly; SameSite=Strict; Max-Age=60{secure}"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn the_embedded_pages_name_only_embedded_assets() {
+        for page in [SIGNIN_HTML, APP_HTML] {
+            for part in page.split("=\"").skip(1) {
+                let url = part.split('"').next().unwrap_or_default();
+                if url.starts_with('/') {
+                    assert!(url.starts_with("/console/"), "{url}");
+                }
+                assert!(!url.starts_with("http"), "no third-party or CDN URL: {url}");
+            }
+        }
+    }
+}
