@@ -210,6 +210,26 @@ impl Writers {
     }
 }
 
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Checkpoints the WAL in the background, without blocking writers (`PASSIVE`), and stops
+/// when the store's pools are closed.
+fn spawn_checkpointer(reader: &SqlitePool) {
+    let pool = reader.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            // A failure is not fatal: the next tick tries again, and the WAL grows meanwhile.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await;
+        }
+    });
+}
+
 impl SqliteStore {
     /// Opens the database at `path`, creating it (readable by its owner only: it holds
     /// access key secrets) if it is missing, and brings its schema up to date.
@@ -222,13 +242,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        // The writer's one connection stays open for the store's life.
+        // The writer's one connection stays open for the store's life. It never checkpoints
+        // the WAL itself (a checkpoint inside a commit is a multi-millisecond stall for every
+        // request queued behind it); a background task does it with a reader connection.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await
             .db()?;
         migrate(&writer).await?;
@@ -237,6 +259,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .db()?;
+        spawn_checkpointer(&reader);
         Ok(SqliteStore {
             writers: Writers::start(&writer),
             writer,
