@@ -56,6 +56,17 @@ pub struct Args {
         value_name = "PEM"
     )]
     tls_key: Option<PathBuf>,
+    /// How long a session whose agent dropped its data channel without ending the session
+    /// (agent killed, node down) waits for the agent to come back before it is terminated
+    /// and its client told.
+    #[arg(
+        long,
+        env = "PORTCULLIS_AGENT_GRACE_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..),
+        value_name = "SECONDS"
+    )]
+    agent_grace_seconds: u64,
 }
 
 /// The account and region the seed article's policies name.
@@ -150,7 +161,9 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     );
     println!("Try: AWS_SHARED_CREDENTIALS_FILE={dir}/credentials AWS_CONFIG_FILE={dir}/config aws --profile portcullis-admin sts get-caller-identity");
     tracing::info!(%endpoint, account = %service.account().id, "listening");
-    let state = Arc::new(AppState::new(service, tls.is_some()));
+    let mut state = AppState::new(service, tls.is_some());
+    state.agent_grace = std::time::Duration::from_secs(args.agent_grace_seconds);
+    let state = Arc::new(state);
     match tls {
         Some(config) => {
             portcullis_server::tls::serve_tls(listener, state, config, shutdown_signal()).await

@@ -644,20 +644,14 @@ impl Service {
             .filter(|s| s.target == node_id && s.status.is_active()))
     }
 
-    /// Ids of the sessions still active on a node (what its agent may keep running).
-    pub async fn active_sessions_on(&self, node_id: &str) -> Result<Vec<String>> {
+    /// The sessions still active on a node (what its agent may keep running).
+    pub async fn active_sessions_on(&self, node_id: &str) -> Result<Vec<Session>> {
         let filter = SessionFilter {
             active: true,
             target: Some(node_id.to_owned()),
             ..SessionFilter::default()
         };
-        Ok(self
-            .store
-            .list_sessions(&filter)
-            .await?
-            .into_iter()
-            .map(|s| s.id)
-            .collect())
+        Ok(self.store.list_sessions(&filter).await?)
     }
 
     /// A client attached to (`true`) or dropped from (`false`) an active session.

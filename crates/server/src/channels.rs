@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use portcullis_core::model::Node;
-use portcullis_stream::message::{ClientMessage, MessageType};
+use portcullis_stream::message::{ClientMessage, MessageId, MessageType};
 use portcullis_stream::open::OpenDataChannel;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -38,6 +38,8 @@ struct Relay {
     client: Option<(u64, Outbox)>,
     /// Whether a client has ever attached (the first attach starts the handshake).
     client_seen: bool,
+    /// Whether the agent has ever attached its data channel (it got the `open`).
+    agent_seen: bool,
 }
 
 /// Live channels, by node and by session.
@@ -86,6 +88,15 @@ impl Hub {
         relays
             .get(session)
             .and_then(|r| r.agent.as_ref().map(|(_, tx)| tx.clone()))
+    }
+
+    /// Whether an agent data channel has ever attached to this session here.
+    fn agent_seen(&self, session: &str) -> bool {
+        let relays = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        relays.get(session).is_some_and(|r| r.agent_seen)
     }
 
     /// Tells a node's agent to open its data channel for a new session.
@@ -191,7 +202,15 @@ async fn control_loop(state: Arc<AppState>, node: Node, socket: WebSocket) {
                     match v.get("type").and_then(Value::as_str) {
                         Some("hello") => {
                             let active = state.service.active_sessions_on(&node.id).await.unwrap_or_default();
-                            let _ = tx.send(text(json!({"type": "sessions", "active": active}))).await;
+                            // Sessions started while this agent was away (StartSession needs
+                            // only a recent heartbeat, e.g. just after a server restart) never
+                            // reached it: open them now, before the list that names them.
+                            for s in active.iter().filter(|s| !state.hub.agent_seen(&s.id)) {
+                                let open = json!({"type": "open", "session_id": s.id, "document": s.document});
+                                let _ = tx.send(text(open)).await;
+                            }
+                            let ids: Vec<&str> = active.iter().map(|s| s.id.as_str()).collect();
+                            let _ = tx.send(text(json!({"type": "sessions", "active": ids}))).await;
                             let _ = state.service.node_heartbeat(&node.id).await;
                         }
                         Some("heartbeat") => {
@@ -262,6 +281,7 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
     spawn_writer(sink, rx);
     let id = state.hub.next_id();
     let client_present = state.hub.with_relay(&session, |r| {
+        r.agent_seen = true;
         if let Some((_, old)) = r.agent.replace((id, tx.clone())) {
             let _ = old.try_send(Message::Close(None));
         }
@@ -347,6 +367,22 @@ async fn end_session(state: &AppState, session: &str) {
 
 // --- Client data channel ---------------------------------------------------------------
 
+/// A `start_publication` frame from the service, in AWS's control-message shape.
+fn start_publication(connection: u64) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // Unique enough for a message nobody acknowledges: the time and this connection's id.
+    let seed = now.as_nanos() ^ (u128::from(connection) << 64);
+    ClientMessage::control(
+        MessageType::StartPublication,
+        MessageId::from_random(seed.to_be_bytes()),
+        u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+        Vec::new(),
+    )
+    .encode()
+}
+
 /// `GET /v1/data-channel/{session_id}?role=publish_subscribe`: the client's end, opened with
 /// AWS's `OpenDataChannel` frame and a one-time token. An `Authorization` header on the
 /// upgrade (newer plugins sign it) is accepted and ignored: the token is the credential.
@@ -386,6 +422,12 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
         (r.agent.as_ref().map(|(_, tx)| tx.clone()), first)
     });
     let _ = state.service.session_client(&session, true).await;
+    if !first {
+        // A resumed client may publish again. No new handshake will say so, and some clients
+        // (aws-ssm-bridge) hold their input until the service or the agent does; the plugin
+        // ignores the message, our client resends what is unacknowledged (harmless copies).
+        let _ = tx.send(Message::Binary(start_publication(id).into())).await;
+    }
     if let Some(agent) = &agent {
         let _ = agent.send(text(json!({"type": "client_connected"}))).await;
     }

@@ -225,7 +225,9 @@ fn spawn_checkpointer(reader: &SqlitePool) {
                 break;
             }
             // A failure is not fatal: the next tick tries again, and the WAL grows meanwhile.
-            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await;
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await;
         }
     });
 }

@@ -713,6 +713,18 @@ impl<R: Role> Session<R> {
         self.unacked.len()
     }
 
+    /// Whether the newest stream message this side sequenced has been acknowledged (`true`
+    /// before any). Older ones may still be unacknowledged: a peer that never acknowledges a
+    /// message twice (AWS's plugin) leaves one so for good when its acknowledgement was lost
+    /// with a socket. Over an in-order transport on which every older unacknowledged message
+    /// was resent before the newest one (a reconnect resends them all, in order), this
+    /// acknowledgement shows the peer has seen them all.
+    pub fn is_newest_acknowledged(&self) -> bool {
+        self.unacked
+            .back()
+            .is_none_or(|newest| newest.seq < self.next_seq.saturating_sub(1))
+    }
+
     /// Messages held until the handshake completes.
     pub fn held(&self) -> usize {
         self.held.len()
@@ -1299,6 +1311,68 @@ mod tests {
         let b = ids.next_id();
         assert_ne!(a, b);
         assert_eq!(a.to_string().as_bytes().get(14), Some(&b'4'));
+    }
+
+    /// Hands every frame to the other side until neither has more; `lose` drops the
+    /// client's acknowledgements of the agent's messages up to that sequence number.
+    fn exchange(
+        agent: &mut Session<Agent>,
+        client: &mut Session<Client>,
+        mut to_client: Vec<Vec<u8>>,
+        lose: i64,
+        now: Instant,
+    ) {
+        while !to_client.is_empty() {
+            let mut to_agent = Vec::new();
+            for frame in to_client.drain(..) {
+                for reply in client
+                    .on_frame(&frame, now)
+                    .map(|s| s.frames)
+                    .unwrap_or_default()
+                {
+                    let lost = ClientMessage::decode(&reply).is_ok_and(|m| {
+                        m.message_type == MessageType::Acknowledge
+                            && AcknowledgeContent::from_json(&m.payload)
+                                .is_ok_and(|a| a.sequence_number <= lose)
+                    });
+                    if !lost {
+                        to_agent.push(reply);
+                    }
+                }
+            }
+            for frame in to_agent {
+                if let Ok(step) = agent.on_frame(&frame, now) {
+                    to_client.extend(step.frames);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_newest_message_acknowledged_despite_an_older_lost_acknowledgement() {
+        let now = Instant::now();
+        let clock = WallClock::new(now, 1_700_000_000_000);
+        let mut agent = Session::<Agent>::new(Config::default(), clock);
+        let mut client = Session::<Client>::new(Config::default(), clock);
+        assert!(agent.is_newest_acknowledged());
+        let request = HandshakeRequest::new("3.3.0.0", session_type::STANDARD_STREAM, Value::Null)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let start = agent.start(&request, "", now).unwrap_or_default();
+        exchange(&mut agent, &mut client, start.frames, -1, now);
+        assert!(agent.is_handshake_complete() && agent.is_newest_acknowledged());
+
+        // Delivered, but its acknowledgement is lost.
+        let seq = agent.next_sequence_number();
+        let out = agent.send_output(b"one", now).unwrap_or_default();
+        exchange(&mut agent, &mut client, out.frames, seq, now);
+        assert_eq!(agent.unacknowledged(), 1);
+        assert!(!agent.is_newest_acknowledged());
+
+        // A newer message is acknowledged: the newest is, the older one still is not.
+        let out = agent.send_output(b"two", now).unwrap_or_default();
+        exchange(&mut agent, &mut client, out.frames, seq, now);
+        assert_eq!(agent.unacknowledged(), 1);
+        assert!(agent.is_newest_acknowledged());
     }
 
     #[test]
