@@ -85,6 +85,8 @@ pub enum AgentError {
 struct SessionHandle {
     commands: mpsc::Sender<SessionCommand>,
     task: JoinHandle<()>,
+    /// The control connection whose `open` started it.
+    opened_on: u64,
 }
 
 /// Why a control connection ended.
@@ -98,6 +100,8 @@ struct Daemon {
     dialer: Dialer,
     session_config: Arc<SessionConfig>,
     sessions: HashMap<String, SessionHandle>,
+    /// Counts control connections, so `sessions` can tell which sessions it is about.
+    connection: u64,
 }
 
 /// Runs the agent until `shutdown` completes, then ends every session cleanly.
@@ -115,6 +119,7 @@ pub async fn run(
         session_config: Arc::new(config.session.clone()),
         dialer,
         sessions: HashMap::new(),
+        connection: 0,
         config,
     };
     tracing::info!(
@@ -177,6 +182,7 @@ impl Daemon {
         mut ws: WebSocket,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> Served {
+        self.connection += 1;
         let hello = AgentMessage::Hello {
             agent_version: agent_version().to_owned(),
             platform: platform(),
@@ -264,8 +270,11 @@ impl Daemon {
                 None => tracing::debug!(session = %session_id, "terminate: not running here"),
             },
             ServerMessage::Sessions { active } => {
+                // The list answers `hello`; a session opened on this connection may have been
+                // started after the server read it, so only older ones are ended.
+                let current = self.connection;
                 for (id, session) in &self.sessions {
-                    if !active.contains(id) {
+                    if !active.contains(id) && session.opened_on != current {
                         tracing::info!(session = %id, "the server no longer knows this session");
                         let _ = session.commands.try_send(SessionCommand::Terminate);
                     }
@@ -297,8 +306,14 @@ impl Daemon {
             commands: rx,
         };
         let task = tokio::spawn(task.run().instrument(span));
-        self.sessions
-            .insert(session_id, SessionHandle { commands, task });
+        self.sessions.insert(
+            session_id,
+            SessionHandle {
+                commands,
+                task,
+                opened_on: self.connection,
+            },
+        );
     }
 
     async fn shutdown(&mut self) {

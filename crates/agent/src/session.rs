@@ -8,7 +8,7 @@
 //!                                                          Flag TerminateSession → end
 //!         ◀─binary frames──────────  Session::send_output ◀─ PTY output (only while the
 //!                                                            session has room: backpressure)
-//!  shell exits → output drained → ExitCode → all acknowledged (or drain timeout)
+//!  shell exits → output drained → ExitCode → ExitCode acknowledged (or drain timeout)
 //!             → channel_closed → close the data channel
 //!  terminate / shutdown / client's channel_closed → SIGHUP, SIGKILL after a grace period,
 //!             reap → channel_closed → close
@@ -52,8 +52,9 @@ pub struct SessionConfig {
     /// After the shell exits, how long to wait for the rest of its output when something
     /// else still holds the terminal.
     pub exit_output_grace: Duration,
-    /// After the exit code is sent, how long to wait for the client to acknowledge all output
-    /// before `channel_closed` (the plugin exits as soon as it reads it).
+    /// After the exit code is sent, how long to wait for the client to acknowledge it (and
+    /// so all output before it) before `channel_closed` (the plugin exits as soon as it
+    /// reads it).
     pub drain_timeout: Duration,
     /// How long to keep redialling a broken data channel.
     pub reconnect_window: Duration,
@@ -333,8 +334,12 @@ impl Runner {
             }
         }
         if let Some(sent) = self.exit_sent {
-            let all_acknowledged = self.session.unacknowledged() == 0 && self.session.held() == 0;
-            if all_acknowledged || now >= sent + self.config.drain_timeout {
+            // The exit code is the newest message; once it is acknowledged the client has
+            // everything (every older unacknowledged message went before it on the same
+            // connection), even a message whose acknowledgement a plugin lost with a socket
+            // and will never repeat.
+            let delivered = self.session.held() == 0 && self.session.is_newest_acknowledged();
+            if delivered || now >= sent + self.config.drain_timeout {
                 return Some(End::ShellExited);
             }
         }

@@ -25,6 +25,9 @@ pub struct Client {
     /// The highest sequence number of the agent's stream messages the relay dropped while
     /// the client was away.
     pub dropped_max_seq: Option<i64>,
+    /// Acknowledgements of messages up to this sequence number are never sent (lost), as
+    /// with AWS's plugin when one was lost with a socket: it never acknowledges twice.
+    pub lose_acks_up_to: Option<i64>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -58,6 +61,7 @@ impl Client {
             send_broken: false,
             connected: true,
             dropped_max_seq: None,
+            lose_acks_up_to: None,
         };
         client.notice("client_connected").await;
         client
@@ -114,6 +118,9 @@ impl Client {
     async fn handle(&mut self, step: Step) {
         if self.connected && !self.send_broken {
             for frame in step.frames {
+                if self.is_lost_ack(&frame) {
+                    continue;
+                }
                 if self.ws.send(Message::Binary(frame.into())).await.is_err() {
                     self.send_broken = true;
                     break;
@@ -132,6 +139,18 @@ impl Client {
                 _ => {}
             }
         }
+    }
+
+    fn is_lost_ack(&self, frame: &[u8]) -> bool {
+        let Some(up_to) = self.lose_acks_up_to else {
+            return false;
+        };
+        let message = portcullis_stream::ClientMessage::decode(frame).unwrap();
+        message.message_type == portcullis_stream::MessageType::Acknowledge
+            && portcullis_stream::AcknowledgeContent::from_json(&message.payload)
+                .unwrap()
+                .sequence_number
+                <= up_to
     }
 
     /// Pumps until `done` holds, or panics after `timeout`.

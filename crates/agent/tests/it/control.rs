@@ -60,6 +60,19 @@ async fn the_agent_reconnects_and_sessions_survive_until_the_server_forgets_them
     h.stop().await;
 }
 
+/// The server reads its `sessions` list when `hello` arrives; a session started while it
+/// does gets its `open` before a list that does not name it. The agent keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_opened_after_hello_survives_a_list_read_before_it() {
+    let mut h = Harness::start(|_| {}).await;
+    let mut c = h.open("TestUserA-00000000000000b0b").await;
+    h.control.send(json!({"type": "sessions", "active": []}));
+    c.run("echo kept-$((5*5))", "kept").await;
+    assert!(c.text().contains("kept-25"));
+    assert!(c.closed.is_none());
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_waits_for_a_server_that_is_away() {
     // Point the agent at a port nobody listens on, then bring the server up there.

@@ -341,3 +341,39 @@ async fn exit_while_away(threads: &str) {
     assert_eq!(numbers, (1..=2000).collect::<Vec<u32>>());
     h.stop().await;
 }
+
+/// A client like AWS's plugin never acknowledges a message twice, so one whose
+/// acknowledgement was lost with a socket stays unacknowledged for good. After `exit` the
+/// agent must not hold `channel_closed` for the whole drain timeout (30 s) waiting for it:
+/// the exit code's acknowledgement, which comes after every resend on the same connection,
+/// shows the client has everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_after_a_lost_acknowledgement_ends_promptly() {
+    let mut h = Harness::start(|config| {
+        config.session.drain_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut c = h.open("TestUserA-00000000000000ac0").await;
+    // Everything the agent sends now is delivered, but the acknowledgements are lost...
+    c.lose_acks_up_to = Some(i64::MAX);
+    c.run("echo unacknowledged", "lost").await;
+    // ...and never repeated, even when the agent resends after a reconnect.
+    c.lose_acks_up_to = Some(c.session.expected_sequence_number() - 1);
+    c.disconnect().await;
+    c.reconnect().await;
+    c.run("echo after", "back").await;
+    let started = std::time::Instant::now();
+    c.type_text("exit 4\r").await;
+    c.wait("channel_closed", Duration::from_secs(10), |c| {
+        c.closed.is_some()
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.exit_code, Some(4));
+    c.expect_socket_closed().await;
+    h.stop().await;
+}

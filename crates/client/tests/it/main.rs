@@ -8,8 +8,11 @@
 )]
 
 mod agent;
+mod bridge;
 mod cli;
 mod config_chain;
+mod faults;
+mod loss;
 mod proxy;
 mod real_agent;
 mod server_bugs;

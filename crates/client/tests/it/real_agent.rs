@@ -14,7 +14,7 @@ use crate::proxy::Proxy;
 use crate::world::{Captured, World, NODE};
 
 /// StartSession, retried while the agent's control channel comes up.
-async fn start_when_online(api: &SsmClient) -> StreamGrant {
+pub async fn start_when_online(api: &SsmClient) -> StreamGrant {
     let input = StartSession {
         target: NODE.into(),
         ..StartSession::default()
@@ -31,34 +31,68 @@ async fn start_when_online(api: &SsmClient) -> StreamGrant {
     panic!("the agent never came online");
 }
 
+/// The real agent (`portcullis_agent::run`) in this process, registered as the world's
+/// node, giving each session `/bin/sh` on a real PTY (`PS1='$ '`, `TERM=dumb`).
+pub struct RealAgent {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), portcullis_agent::AgentError>>>,
+    _home: tempfile::TempDir,
+}
+
+impl RealAgent {
+    pub fn start(world: &World) -> RealAgent {
+        let home = tempfile::tempdir().unwrap();
+        let mut config = AgentConfig::new(Registration {
+            server: world.endpoint(),
+            node_id: world.node.clone(),
+            credential: world.node_credential.clone(),
+            ca_certificates: None,
+        });
+        config.session = SessionConfig {
+            shell: Some(ShellCommand {
+                program: "/bin/sh".into(),
+                home: home.path().to_owned(),
+                env: vec![
+                    ("PATH".into(), "/usr/bin:/bin".into()),
+                    ("HOME".into(), home.path().display().to_string()),
+                    ("TERM".into(), "dumb".into()),
+                    ("PS1".into(), "$ ".into()),
+                    ("ENV".into(), String::new()),
+                ],
+            }),
+            ..SessionConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(portcullis_agent::run(config, async {
+            let _ = stopped.await;
+        }));
+        RealAgent {
+            stop: Some(stop),
+            task: Some(task),
+            _home: home,
+        }
+    }
+
+    /// Whether the agent's task is still running (it has not crashed or returned).
+    pub fn is_running(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Shuts the agent down (every session ended cleanly) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_on_the_real_agent() {
     let world = World::start().await;
-    let home = tempfile::tempdir().unwrap();
-    let mut config = AgentConfig::new(Registration {
-        server: world.endpoint(),
-        node_id: world.node.clone(),
-        credential: world.node_credential.clone(),
-        ca_certificates: None,
-    });
-    config.session = SessionConfig {
-        shell: Some(ShellCommand {
-            program: "/bin/sh".into(),
-            home: home.path().to_owned(),
-            env: vec![
-                ("PATH".into(), "/usr/bin:/bin".into()),
-                ("HOME".into(), home.path().display().to_string()),
-                ("TERM".into(), "dumb".into()),
-                ("PS1".into(), "$ ".into()),
-                ("ENV".into(), String::new()),
-            ],
-        }),
-        ..SessionConfig::default()
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(portcullis_agent::run(config, async {
-        let _ = stopped.await;
-    }));
+    let agent = RealAgent::start(&world);
 
     let proxy = Proxy::start(world.addr).await;
     let api = SsmClient::new(&world.config(&proxy.endpoint())).unwrap();
@@ -115,6 +149,5 @@ async fn shell_on_the_real_agent() {
         "{}",
         out.text()
     );
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(15), agent).await;
+    agent.stop().await;
 }

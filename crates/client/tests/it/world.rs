@@ -143,15 +143,35 @@ impl Captured {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
+    /// How many bytes were written.
+    pub fn written(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
     /// Waits until the output contains `needle`.
     pub async fn wait_for(&self, needle: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        self.wait_for_within(needle, Duration::from_secs(15)).await;
+    }
+
+    /// Waits until the output contains `needle`, at most `limit`.
+    pub async fn wait_for_within(&self, needle: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
         while !self.text().contains(needle) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {needle:?}; output so far: {:?}",
-                self.text()
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let text = self.text();
+                let tail: String = text
+                    .chars()
+                    .rev()
+                    .take(2000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                panic!(
+                    "timed out waiting for {needle:?}; {} bytes of output, ending {tail:?}",
+                    text.len()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

@@ -1,0 +1,118 @@
+//! The loss test: `seq 1 200000` on the real agent's PTY, the client's connection cut in the
+//! middle of it and kept out for a while (the agent's output meanwhile is dropped by the
+//! relay), then ResumeSession: the client has every line exactly once, in order.
+
+use std::time::Duration;
+
+use portcullis_client::channel::{Channel, ChannelOptions, End, Input};
+use portcullis_client::SsmClient;
+use portcullis_stream::SizeData;
+use tokio::sync::mpsc;
+
+use crate::proxy::Proxy;
+use crate::real_agent::{start_when_online, RealAgent};
+use crate::world::{Captured, World};
+
+const LINES: u32 = 200_000;
+
+/// FNV-1a over the bytes, as a checksum that is cheap to print.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_in_the_middle_of_seq_loses_and_repeats_nothing() {
+    let world = World::start().await;
+    let agent = RealAgent::start(&world);
+    let proxy = Proxy::start(world.addr).await;
+    let api = SsmClient::new(&world.config(&proxy.endpoint())).unwrap();
+    let grant = start_when_online(&api).await;
+    let (tx, mut rx) = mpsc::channel(64);
+    let out = Captured::default();
+    let (mut o, mut e) = (out.clone(), Captured::default());
+    let options = ChannelOptions {
+        reconnect_attempts: 40,
+        reconnect_initial_delay: Duration::from_millis(50),
+        reconnect_max_delay: Duration::from_millis(400),
+        ..ChannelOptions::default()
+    };
+    let channel = Channel::new(grant, Some(&api), api.tls().clone(), options);
+    let expected: String = (1..=LINES).map(|n| format!("{n}\r\n")).collect();
+    let script = async {
+        tx.send(Input::Size(SizeData {
+            cols: 120,
+            rows: 40,
+        }))
+        .await
+        .unwrap();
+        tx.send(Input::Data(
+            format!("seq 1 {LINES}; echo seq-done-$((6*7))\n").into_bytes(),
+        ))
+        .await
+        .unwrap();
+        // Cut when a fifth of the output has arrived, and keep the client out for a while.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while out.written() < expected.len() / 5 {
+            assert!(tokio::time::Instant::now() < deadline, "no output");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        proxy.refuse(true);
+        proxy.cut();
+        let at_cut = out.written();
+        assert!(
+            !out.text().contains("seq-done-42"),
+            "the output ended before the cut"
+        );
+        // The server saw the client go (the agent keeps producing; the relay drops it).
+        let direct = world.client();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let active = direct.describe_sessions("Active", &[]).await.unwrap();
+            if active.iter().any(|s| s["Status"] == "Disconnected") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{active:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxy.refuse(false);
+        out.wait_for_within("seq-done-42", Duration::from_secs(120))
+            .await;
+        assert!(out.written() > at_cut);
+        tx.send(Input::Data(b"exit\n".to_vec())).await.unwrap();
+    };
+    let (outcome, ()) = tokio::join!(channel.run(&mut rx, &mut o, &mut e), script);
+    let outcome = outcome.unwrap();
+    assert_eq!(
+        outcome.end,
+        End::Closed {
+            output: String::new()
+        }
+    );
+    assert_eq!(outcome.exit_code, Some(0));
+
+    let text = out.text();
+    let numbers: Vec<&str> = text
+        .split("\r\n")
+        .filter(|line| !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(numbers.len(), LINES as usize, "line count");
+    let in_order = numbers
+        .iter()
+        .zip(1..=LINES)
+        .position(|(line, n)| line.parse::<u32>().ok() != Some(n));
+    assert_eq!(in_order, None, "first line out of place");
+    // And as one block, byte for byte, exactly once.
+    let start = text.find("\r\n1\r\n2\r\n").expect("the first lines") + 2;
+    let got = text.get(start..start + expected.len()).unwrap_or_default();
+    assert_eq!(
+        fnv1a(got.as_bytes()),
+        fnv1a(expected.as_bytes()),
+        "checksum of the {} bytes of seq output",
+        expected.len()
+    );
+    assert_eq!(text.matches("seq-done-42").count(), 1);
+    agent.stop().await;
+}
