@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use portcullis_aws_api::{sigv4, AwsError, Operation, Protocol, RequestParts, SigningKeyCache};
 use portcullis_core::{Caller, Error, Service};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 pub mod channels;
 mod console;
@@ -83,6 +83,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Keystrokes are tiny frames: without TCP_NODELAY, Nagle's algorithm holds each one back
+    // until the peer's delayed ACK (tens of milliseconds per echo).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

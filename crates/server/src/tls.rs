@@ -69,6 +69,8 @@ pub async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
+        // Small interactive frames must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();

@@ -1,0 +1,657 @@
+//! `portcullis-sessionbench`: shell sessions through Portcullis side by side with OpenSSH
+//! `sshd` on 127.0.0.1, in the same run.
+//!
+//! Ours: the real server (axum, SQLite in a temp dir) and the real agent (`/bin/sh` on a
+//! PTY, `PS1='$ '`, `TERM=dumb`) in this process, driven by `portcullis_client`'s data
+//! channel. Theirs: a throwaway `sshd -D` on a free port with a temp host key and a temp
+//! authorized key (the system's sshd configuration is not touched), driven by the `ssh`
+//! client as a child process (`ssh -tt`, the same `/bin/sh` on the remote PTY).
+//!
+//! Measured:
+//! 1. time from StartSession to the first prompt byte, vs `ssh 127.0.0.1 true` wall time;
+//! 2. keystroke echo round trip: one byte in, wait for its echo;
+//! 3. bulk output of `head -c <N>M /dev/zero` through the PTY, MiB/s.
+//!
+//! Run (as root, `sshd` needs it): `cargo run --release -p portcullis-sessionbench --
+//! [--starts 20] [--keys 500] [--bulk-mib 200]`; `SESSIONBENCH_DEBUG=1` prints every output chunk.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use portcullis_agent::{AgentConfig, Registration, SessionConfig, ShellCommand};
+use portcullis_client::channel::{Channel, ChannelOptions, Input};
+use portcullis_client::config::{Credentials, ResolvedConfig};
+use portcullis_client::{ApiError, SsmClient, StartSession, StreamGrant};
+use portcullis_core::model::Tag;
+use portcullis_core::ops_ssm::{NewActivation, RegisterNode};
+use portcullis_core::{Caller, Service};
+use portcullis_store::SqliteStore;
+use portcullis_stream::SizeData;
+use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+
+const REGION: &str = "us-east-1";
+const NODE: &str = "i-0123456789abcdef0";
+const POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Action": ["ssm:StartSession", "ssm:ResumeSession", "ssm:TerminateSession"], "Resource": "*"}
+  ]
+}"#;
+/// What both sides run on their PTY.
+const SHELL_ENV: [(&str, &str); 3] = [("PS1", "$ "), ("TERM", "dumb"), ("ENV", "")];
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Options {
+    starts: usize,
+    keys: usize,
+    bulk_mib: usize,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut opts = Options {
+        starts: 20,
+        keys: 500,
+        bulk_mib: 200,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || -> anyhow::Result<usize> {
+            Ok(args
+                .next()
+                .with_context(|| format!("{arg} needs a value"))?
+                .parse()?)
+        };
+        match arg.as_str() {
+            "--starts" => opts.starts = value()?,
+            "--keys" => opts.keys = value()?,
+            "--bulk-mib" => opts.bulk_mib = value()?,
+            "--help" | "-h" => {
+                println!("portcullis-sessionbench [--starts 20] [--keys 500] [--bulk-mib 200]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`"),
+        }
+    }
+    if opts.starts == 0 || opts.keys == 0 || opts.keys > 4000 || opts.bulk_mib == 0 {
+        bail!("--starts and --bulk-mib must be > 0, --keys within 1..=4000 (one PTY line)");
+    }
+    Ok(opts)
+}
+
+// ---------------------------------------------------------------------------------------
+// A terminal, either side: bytes in, chunks of output out.
+
+struct Term {
+    input: mpsc::Sender<Vec<u8>>,
+    output: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// Output read but not yet consumed by a `wait_*`.
+    pending: Vec<u8>,
+}
+
+impl Term {
+    async fn send(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.input
+            .send(bytes.to_vec())
+            .await
+            .context("the session's input is closed")
+    }
+
+    async fn chunk(&mut self) -> anyhow::Result<Vec<u8>> {
+        match tokio::time::timeout(WAIT, self.output.recv()).await {
+            Ok(Some(chunk)) => {
+                if std::env::var_os("SESSIONBENCH_DEBUG").is_some() {
+                    eprintln!("{:?}", String::from_utf8_lossy(&chunk));
+                }
+                Ok(chunk)
+            }
+            Ok(None) => bail!("the session's output ended"),
+            Err(_) => bail!("no output for {WAIT:?}"),
+        }
+    }
+
+    /// Reads until `needle` appears; drops everything up to and including it.
+    async fn wait_for(&mut self, needle: &[u8]) -> anyhow::Result<usize> {
+        self.wait_any(&[needle]).await
+    }
+
+    /// The shell's prompt: `$ `, or `# ` as root (dash ignores `PS1` then).
+    async fn wait_prompt(&mut self) -> anyhow::Result<usize> {
+        self.wait_any(&[b"$ ", b"# "]).await
+    }
+
+    /// Reads until one of `needles` appears; drops everything up to and including it.
+    async fn wait_any(&mut self, needles: &[&[u8]]) -> anyhow::Result<usize> {
+        let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
+        let mut seen = 0;
+        loop {
+            if let Some(end) = needles
+                .iter()
+                .filter_map(|n| find(&self.pending, n).map(|at| at + n.len()))
+                .min()
+            {
+                self.pending.drain(..end);
+                return Ok(seen);
+            }
+            let keep = self.pending.len().saturating_sub(longest);
+            self.pending.drain(..keep);
+            let chunk = self.chunk().await?;
+            seen += chunk.len();
+            self.pending.extend_from_slice(&chunk);
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Output of our client, as chunks on a channel.
+struct Chunks(mpsc::UnboundedSender<Vec<u8>>);
+
+impl AsyncWrite for Chunks {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let _ = self.0.send(buf.to_vec());
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ours: server + agent in-process.
+
+struct Ours {
+    addr: SocketAddr,
+    key: (String, String),
+    node: String,
+    node_credential: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn ours() -> anyhow::Result<Ours> {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(&dir.path().join("portcullis.db")).await?;
+    let boot = Service::start(Arc::new(store), Some("123456789012"), REGION).await?;
+    let service = Arc::new(boot.service);
+    let root_key = boot.new_root_key.context("a new store has a root key")?;
+    let identity = service
+        .authenticate(&root_key.id)
+        .await?
+        .context("root key")?;
+    let root = Caller::new(identity, &root_key.id, "127.0.0.1", false);
+    service
+        .create_user(&root, "alice", None, &[Tag::new("Team", "ops")], None)
+        .await?;
+    let policy = service
+        .create_policy(&root, "sessions", None, POLICY, None)
+        .await?;
+    service
+        .attach_user_policy(&root, "alice", &policy.arn)
+        .await?;
+    let key = service.create_access_key(&root, Some("alice")).await?;
+    let new = NewActivation {
+        iam_role: "SSMServiceRole".into(),
+        ..NewActivation::default()
+    };
+    let (activation, code) = service.create_activation(&root, &new).await?;
+    let reg = service
+        .register_node(&RegisterNode {
+            activation_id: activation.id,
+            activation_code: code,
+            instance_id: Some(NODE.into()),
+            hostname: "node-1".into(),
+            platform: "Linux".into(),
+            ..RegisterNode::default()
+        })
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(portcullis_server::AppState::new(service, false));
+    tokio::spawn(portcullis_server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    Ok(Ours {
+        addr,
+        key: (key.id, key.secret),
+        node: reg.node_id,
+        node_credential: reg.credential,
+        _dir: dir,
+    })
+}
+
+impl Ours {
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn client(&self) -> anyhow::Result<SsmClient> {
+        Ok(SsmClient::new(&ResolvedConfig {
+            profile: "default".into(),
+            credentials: Credentials {
+                access_key_id: self.key.0.clone(),
+                secret_access_key: self.key.1.clone(),
+                session_token: None,
+                source: "sessionbench".into(),
+            },
+            region: REGION.into(),
+            endpoint_url: self.endpoint(),
+            ca_bundle: None,
+        })?)
+    }
+
+    /// The real agent, in this process, for the rest of the run.
+    fn start_agent(&self, home: &Path) {
+        let mut config = AgentConfig::new(Registration {
+            server: self.endpoint(),
+            node_id: self.node.clone(),
+            credential: self.node_credential.clone(),
+            ca_certificates: None,
+        });
+        let mut env = vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("HOME".into(), home.display().to_string()),
+        ];
+        env.extend(SHELL_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        config.session = SessionConfig {
+            shell: Some(ShellCommand {
+                program: "/bin/sh".into(),
+                home: home.to_owned(),
+                env,
+            }),
+            ..SessionConfig::default()
+        };
+        tokio::spawn(portcullis_agent::run(config, std::future::pending()));
+    }
+}
+
+async fn start_session(api: &SsmClient) -> anyhow::Result<StreamGrant> {
+    let input = StartSession {
+        target: NODE.into(),
+        ..StartSession::default()
+    };
+    Ok(api.start_session(&input).await?)
+}
+
+/// StartSession, retried while the agent's control channel comes up.
+async fn wait_online(api: &SsmClient) -> anyhow::Result<()> {
+    for _ in 0..400 {
+        match start_session(api).await {
+            Ok(grant) => {
+                let mut term = open(api, grant);
+                term.wait_prompt().await?;
+                return close(term).await;
+            }
+            Err(e) => match e.downcast_ref::<ApiError>() {
+                Some(ApiError::Aws { code, .. }) if code == "TargetNotConnected" => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+    bail!("the agent never came online")
+}
+
+/// Opens the data channel of `grant` and returns its terminal.
+fn open(api: &SsmClient, grant: StreamGrant) -> Term {
+    let (input, mut bytes) = mpsc::channel::<Vec<u8>>(64);
+    let (to_channel, mut from_term) = mpsc::channel::<Input>(64);
+    let (out_tx, output) = mpsc::unbounded_channel();
+    let tls = api.tls().clone();
+    tokio::spawn(async move {
+        let _ = to_channel
+            .send(Input::Size(SizeData { cols: 80, rows: 24 }))
+            .await;
+        while let Some(b) = bytes.recv().await {
+            if to_channel.send(Input::Data(b)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let channel = Channel::new(grant, None, tls, ChannelOptions::default());
+        let mut out = Chunks(out_tx.clone());
+        let mut err = Chunks(out_tx);
+        let result = channel.run(&mut from_term, &mut out, &mut err).await;
+        if std::env::var_os("SESSIONBENCH_DEBUG").is_some() {
+            eprintln!("channel: {result:?}");
+        }
+    });
+    Term {
+        input,
+        output,
+        pending: Vec::new(),
+    }
+}
+
+/// `exit`, then waits for the session's output to end.
+async fn close(mut term: Term) -> anyhow::Result<()> {
+    term.send(b"exit\n").await?;
+    while term.output.recv().await.is_some() {}
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Theirs: a throwaway sshd.
+
+struct Sshd {
+    child: tokio::process::Child,
+    port: u16,
+    key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} {args:?}: {status}");
+    }
+    Ok(())
+}
+
+async fn sshd() -> anyhow::Result<Sshd> {
+    let dir = tempfile::tempdir()?;
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    for name in ["host_key", "client_key"] {
+        run(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-f", &path(name)],
+        )
+        .await?;
+    }
+    std::fs::copy(path("client_key.pub"), path("authorized_keys"))?;
+    // sshd's privilege separation directory; the package creates it only at boot.
+    std::fs::create_dir_all("/run/sshd")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = format!(
+        "ListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\n\
+         PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPrintMotd no\n\
+         PrintLastLog no\nUseDNS no\nAcceptEnv none\n",
+        path("host_key"),
+        path("authorized_keys"),
+    );
+    std::fs::write(path("sshd_config"), config)?;
+    let sshd = which("sshd", &["/usr/sbin/sshd", "/usr/bin/sshd"])?;
+    let child = tokio::process::Command::new(sshd)
+        .args([
+            "-D",
+            "-e",
+            "-f",
+            &path("sshd_config"),
+            "-p",
+            &port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting sshd")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("sshd did not listen on {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Sshd {
+        child,
+        port,
+        key: dir.path().join("client_key"),
+        _dir: dir,
+    })
+}
+
+fn which(name: &str, candidates: &[&str]) -> anyhow::Result<PathBuf> {
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .with_context(|| format!("{name} not found (apt-get install openssh-server)"))
+}
+
+impl Sshd {
+    fn ssh(&self, tty: bool) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.args(["-F", "/dev/null", "-p", &self.port.to_string(), "-i"])
+            .arg(&self.key)
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ]);
+        if tty {
+            cmd.arg("-tt");
+        }
+        cmd.arg("127.0.0.1");
+        cmd
+    }
+
+    /// `ssh ... 127.0.0.1 true`, wall time.
+    async fn true_once(&self) -> anyhow::Result<Duration> {
+        let begin = Instant::now();
+        let status = self
+            .ssh(false)
+            .arg("true")
+            .stdin(Stdio::null())
+            .status()
+            .await?;
+        let took = begin.elapsed();
+        if !status.success() {
+            bail!("ssh true: {status}");
+        }
+        Ok(took)
+    }
+
+    /// `ssh -tt` to `/bin/sh` with the same environment as our agent's shell.
+    fn open(&self) -> anyhow::Result<(Term, tokio::process::Child)> {
+        let env: Vec<String> = SHELL_ENV
+            .iter()
+            .map(|(k, v)| format!("{k}='{v}'"))
+            .collect();
+        let mut child = self
+            .ssh(true)
+            .arg(format!("exec env {} /bin/sh -i", env.join(" ")))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("ssh stdin")?;
+        let mut stdout = child.stdout.take().context("ssh stdout")?;
+        let (input, mut bytes) = mpsc::channel::<Vec<u8>>(64);
+        let (out_tx, output) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(b) = bytes.recv().await {
+                if stdin.write_all(&b).await.is_err() || stdin.flush().await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match stdout.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if out_tx
+                            .send(buf.get(..n).unwrap_or_default().to_vec())
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Ok((
+            Term {
+                input,
+                output,
+                pending: Vec::new(),
+            },
+            child,
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The measurements, the same on both terminals.
+
+/// One byte in, wait for its echo; `n` times. Sorted round trips.
+async fn echo(term: &mut Term, n: usize) -> anyhow::Result<Vec<Duration>> {
+    term.wait_prompt().await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let begin = Instant::now();
+        term.send(b"a").await?;
+        term.wait_for(b"a").await?;
+        times.push(begin.elapsed());
+    }
+    // Discard the typed line.
+    term.send(b"\x15\n").await?;
+    term.wait_prompt().await?;
+    times.sort();
+    Ok(times)
+}
+
+/// `head -c <mib>M /dev/zero` through the PTY; MiB/s from the command's Enter to the marker.
+async fn bulk(term: &mut Term, mib: usize) -> anyhow::Result<f64> {
+    let begin = Instant::now();
+    term.send(format!("head -c {mib}M /dev/zero; echo END-$((40+2))\n").as_bytes())
+        .await?;
+    let seen = term.wait_for(b"END-42").await?;
+    let secs = begin.elapsed().as_secs_f64();
+    if seen < mib * 1024 * 1024 {
+        bail!("only {seen} bytes arrived");
+    }
+    term.wait_prompt().await?;
+    Ok(mib as f64 / secs)
+}
+
+fn median(sorted: &[Duration]) -> Duration {
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1);
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let opts = options()?;
+
+    let world = ours().await?;
+    let home = tempfile::tempdir()?;
+    world.start_agent(home.path());
+    let api = world.client()?;
+    wait_online(&api).await.context("agent online")?;
+    eprintln!("agent online");
+    let mut sshd = sshd().await?;
+    eprintln!("sshd listening");
+
+    // 1. Startup.
+    let (mut our_starts, mut ssh_starts) = (Vec::new(), Vec::new());
+    for _ in 0..opts.starts {
+        let begin = Instant::now();
+        let grant = start_session(&api).await?;
+        let mut term = open(&api, grant);
+        let first = term.chunk().await?;
+        our_starts.push(begin.elapsed());
+        term.pending.extend_from_slice(&first);
+        term.wait_prompt().await?;
+        close(term).await?;
+        ssh_starts.push(sshd.true_once().await?);
+    }
+    eprintln!("startup measured");
+    our_starts.sort();
+    ssh_starts.sort();
+
+    // 2. and 3. on one session each.
+    let grant = start_session(&api).await?;
+    let mut term = open(&api, grant);
+    let our_echo = echo(&mut term, opts.keys).await.context("our echo")?;
+    let our_bulk = bulk(&mut term, opts.bulk_mib).await.context("our bulk")?;
+    close(term).await?;
+
+    let (mut term, mut child) = sshd.open()?;
+    let ssh_echo = echo(&mut term, opts.keys).await.context("ssh echo")?;
+    let ssh_bulk = bulk(&mut term, opts.bulk_mib).await.context("ssh bulk")?;
+    close(term).await?;
+    let _ = child.wait().await;
+    let _ = sshd.child.kill().await;
+
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("| measure | portcullis | OpenSSH | portcullis / OpenSSH |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| StartSession → first prompt byte vs `ssh true` (median of {}) | {} | {} | {:.2} |",
+        opts.starts,
+        ms(median(&our_starts)),
+        ms(median(&ssh_starts)),
+        ratio(median(&our_starts), median(&ssh_starts))
+    );
+    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
+        println!(
+            "| keystroke echo {name} ({} keys) | {} | {} | {:.2} |",
+            opts.keys,
+            ms(pct(&our_echo, p)),
+            ms(pct(&ssh_echo, p)),
+            ratio(pct(&our_echo, p), pct(&ssh_echo, p))
+        );
+    }
+    println!(
+        "| bulk `head -c {}M /dev/zero` | {:.0} MiB/s | {:.0} MiB/s | {:.2} |",
+        opts.bulk_mib,
+        our_bulk,
+        ssh_bulk,
+        our_bulk / ssh_bulk
+    );
+    println!(
+        "(startup min/max: ours {} / {}, ssh {} / {})",
+        ms(our_starts.first().copied().unwrap_or_default()),
+        ms(our_starts.last().copied().unwrap_or_default()),
+        ms(ssh_starts.first().copied().unwrap_or_default()),
+        ms(ssh_starts.last().copied().unwrap_or_default()),
+    );
+    Ok(())
+}
