@@ -97,3 +97,75 @@ def test_expectation_files_run_with_the_conformance_suites():
     out = portcullis("policy", "test", str(ROOT / "examples" / "expectations"))
     assert out.returncode == 0, out.stdout
     assert out.stdout.splitlines()[-1] == "12 passed, 0 failed"
+
+
+def test_access_analyzer_validate_policy_with_boto3_and_the_aws_cli(server, admin):
+    """IAM Access Analyzer's ValidatePolicy, answered by the engine and the linter: the
+    seed's policies get only the findings the README names, a risky one gets security
+    warnings with AWS's locations, a broken one an ERROR, and a user without
+    access-analyzer:ValidatePolicy is refused."""
+    from test_awscli import run as aws
+    analyzer = server.client("accessanalyzer", server.admin_keys())
+
+    def findings(document, policy_type="IDENTITY_POLICY"):
+        return analyzer.validate_policy(policyDocument=document, policyType=policy_type)["findings"]
+
+    seed = {p.stem: p.read_text() for p in (ROOT / "examples" / "seed").glob("*.json")}
+    codes = {name: sorted(f["issueCode"] for f in findings(doc)) for name, doc in seed.items()}
+    lint = portcullis("policy", "lint", "--json", "--fail-on", "never",
+                      *sorted(str(p) for p in (ROOT / "examples" / "seed").glob("*.json")))
+    assert lint.returncode == 0, lint.stderr
+    for line in lint.stdout.splitlines():
+        report = json.loads(line)
+        name = report["file"].rsplit("/", 1)[-1].removesuffix(".json")
+        # The API and the CLI lint the same way.
+        assert codes[name] == sorted(f["name"].upper().replace("-", "_") for f in report["findings"]), name
+
+    risky = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ssm:StartSession", "Resource": "*"},
+        {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}, indent=2)
+    found = findings(risky)
+    by_code = {}
+    for f in found:
+        by_code.setdefault(f["issueCode"], f)  # the first of each, in document order
+    assert by_code["WILDCARD_SESSION_RESOURCE"]["findingType"] == "SECURITY_WARNING"
+    assert by_code["ALLOW_NOTACTION"]["findingType"] == "SECURITY_WARNING"
+    loc = by_code["WILDCARD_SESSION_RESOURCE"]["locations"][0]
+    assert loc["path"] == [{"value": "Statement"}, {"index": 0}, {"value": "Resource"}]
+    start, end = loc["span"]["start"], loc["span"]["end"]
+    assert risky[start["offset"]:end["offset"]] == '"*"'
+    assert risky.splitlines()[start["line"] - 1][start["column"]:].startswith('"*"')
+    assert "(PC010)" in by_code["WILDCARD_SESSION_RESOURCE"]["findingDetails"]
+
+    page = analyzer.validate_policy(policyDocument=risky, policyType="IDENTITY_POLICY", maxResults=1)
+    assert len(page["findings"]) == 1 and page["nextToken"]
+    rest = analyzer.validate_policy(policyDocument=risky, policyType="IDENTITY_POLICY",
+                                    nextToken=page["nextToken"])
+    assert page["findings"] + rest["findings"] == found
+
+    broken = findings('{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "StartSession", "Resource": "*"}}')
+    assert [f["findingType"] for f in broken] == ["ERROR"]
+    assert broken[0]["issueCode"] == "MALFORMED_POLICY_DOCUMENT"
+    assert "vendor" in broken[0]["findingDetails"]
+
+    # The stock AWS CLI, with nothing but --endpoint-url.
+    cli = aws(server, "accessanalyzer", "validate-policy", "--policy-type", "IDENTITY_POLICY",
+              "--policy-document", risky)
+    assert cli["findings"] == found
+
+    # Refusals and bad input in AWS's shape.
+    iam = admin["iam"]
+    iam.create_user(UserName="Nobody")
+    key = iam.create_access_key(UserName="Nobody")["AccessKey"]
+    nobody = server.client("accessanalyzer", (key["AccessKeyId"], key["SecretAccessKey"]))
+    try:
+        nobody.validate_policy(policyDocument=risky, policyType="IDENTITY_POLICY")
+        raise AssertionError("a user without access-analyzer:ValidatePolicy was answered")
+    except nobody.exceptions.AccessDeniedException as e:
+        msg = e.response["Error"]["Message"]
+        assert f"arn:aws:iam::{ACCOUNT}:user/Nobody" in msg and "access-analyzer:ValidatePolicy" in msg
+    try:
+        analyzer.validate_policy(policyDocument=risky, policyType="RESOURCE_POLICY")
+        raise AssertionError("a resource policy was answered")
+    except analyzer.exceptions.ValidationException as e:
+        assert "RESOURCE_POLICY" in e.response["Error"]["Message"]

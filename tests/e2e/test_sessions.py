@@ -264,6 +264,43 @@ def test_agent_killed_mid_session(tmp_path):
         server.stop()
 
 
+def test_agent_restarted_within_grace(tmp_path):
+    """SIGKILL the agent under a live session and start it again at once, well within the
+    server's 60 s agent grace period: the new agent reports that it does not have the
+    session, so the server ends it now (Terminated, client told) instead of a minute later."""
+    server = Server(tmp_path / "data", extra=["--agent-grace-seconds", "60"]).start()
+    agent = None
+    try:
+        keys = server.admin_keys()
+        admin = {svc: server.client(svc, keys) for svc in ("iam", "ec2", "ssm")}
+        agent = Agent(server, admin, TEST_NODE, tmp_path / "agent", {"Project": "test"})
+        env = profile_env(server, tmp_path, user(admin, "TestUserA", "pattern-3-abac"))
+        child = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env,
+                              encoding="utf-8", timeout=30)
+        child.expect(r"Starting session with SessionId: (TestUserA-[0-9a-f]{17})")
+        session_id = child.match.group(1)
+        pid = shell_pid(child)
+
+        killed = time.time()
+        agent.proc.kill()
+        agent.proc.wait(timeout=10)
+        agent.proc = subprocess.Popen([str(BIN), "agent", "run", "--state-dir", str(tmp_path / "agent")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      env={**os.environ, "RUST_LOG": "warn"})
+        child.expect(pexpect.EOF, timeout=30)
+        told = time.time() - killed
+        child.close()
+        assert child.exitstatus not in (0, None), child.before
+        assert "has ended and cannot be resumed" in child.before, child.before
+        assert told < 20, told
+        assert history(server) == {session_id: "Terminated"}
+        wait_until("the orphaned shell to exit", lambda: not alive(pid), timeout=10)
+    finally:
+        if agent:
+            agent.stop()
+        server.stop()
+
+
 def test_server_killed_and_restarted(server, admin, tmp_path):
     """SIGKILL the server under a live session and start it again on the same port: a session
     started at once works (the agent, reconnecting on its own, is sent it), the History keeps

@@ -215,7 +215,13 @@ impl Daemon {
                     };
                     last_heard = Instant::now();
                     match message {
-                        Message::Text(text) => self.on_control(text.as_str()),
+                        Message::Text(text) => {
+                            for reply in self.on_control(text.as_str()) {
+                                if let Err(e) = ws.send(Message::text(reply.to_text())).await {
+                                    return Served::Lost(e.to_string());
+                                }
+                            }
+                        }
                         Message::Close(frame) => {
                             let why = frame.map_or_else(
                                 || "closed by the server".to_owned(),
@@ -248,12 +254,13 @@ impl Daemon {
         }
     }
 
-    fn on_control(&mut self, text: &str) {
+    /// Acts on a control message; returns what to answer.
+    fn on_control(&mut self, text: &str) -> Vec<AgentMessage> {
         let message = match serde_json::from_str::<ServerMessage>(text) {
             Ok(message) => message,
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable control message");
-                return;
+                return Vec::new();
             }
         };
         self.sessions.retain(|_, s| !s.task.is_finished());
@@ -279,14 +286,19 @@ impl Daemon {
                         let _ = session.commands.try_send(SessionCommand::Terminate);
                     }
                 }
-                for id in active {
-                    if !self.sessions.contains_key(&id) {
-                        tracing::warn!(session = %id, "the server thinks this session runs here; it does not");
-                    }
-                }
+                let lost: Vec<AgentMessage> = active
+                    .into_iter()
+                    .filter(|id| !self.sessions.contains_key(id))
+                    .map(|session_id| {
+                        tracing::warn!(session = %session_id, "the server thinks this session runs here; it does not");
+                        AgentMessage::NotRunning { session_id }
+                    })
+                    .collect();
+                return lost;
             }
             ServerMessage::Unknown => tracing::debug!(text, "ignored a control message"),
         }
+        Vec::new()
     }
 
     fn open(&mut self, session_id: String, document: String) {

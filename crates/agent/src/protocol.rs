@@ -23,6 +23,12 @@ pub enum AgentMessage {
     },
     /// Every heartbeat interval (20 s).
     Heartbeat,
+    /// Answers `sessions`: the server thinks this session runs here, but it does not (the
+    /// agent restarted and lost it); the server ends it now rather than after its grace.
+    NotRunning {
+        /// The session.
+        session_id: String,
+    },
 }
 
 /// Server → agent, on the control channel.

@@ -13,8 +13,13 @@ use tokio::time::Instant;
 
 use crate::pty::{KillSignal, Pty, PtySystem, ShellCommand, WindowSize};
 
-/// Chunks of output the reader may be ahead of the session by.
-const OUTPUT_CHANNEL_CHUNKS: usize = 4;
+/// Reads the reader thread may be ahead of the session by. A PTY read returns at most a
+/// page (Linux's line discipline buffer), so bulk output arrives as many small reads that
+/// [`Shell::next_event`] joins into one message.
+const OUTPUT_CHANNEL_CHUNKS: usize = 16;
+
+/// The reader thread's buffer: more than a PTY read ever returns.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// What [`Shell::next_event`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,8 @@ pub struct Shell {
     pty: Box<dyn Pty>,
     input: mpsc::UnboundedSender<Vec<u8>>,
     output: mpsc::Receiver<Vec<u8>>,
+    /// Waiting reads are joined until a chunk reaches this size.
+    chunk: usize,
     output_done: bool,
     exit: Option<oneshot::Receiver<i32>>,
     exit_code: Option<i32>,
@@ -54,8 +61,8 @@ fn thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
 }
 
 impl Shell {
-    /// Starts `command` on a new PTY of `size`; output comes in chunks of at most `chunk`
-    /// bytes.
+    /// Starts `command` on a new PTY of `size`; output comes in chunks of about `chunk`
+    /// bytes (reads already waiting are joined until one reaches that size).
     pub fn start(
         system: &dyn PtySystem,
         command: &ShellCommand,
@@ -71,13 +78,13 @@ impl Shell {
         let mut reader = spawned.reader;
         let chunk = chunk.max(1);
         let started = (|| {
+            let mut buf = vec![0; chunk.min(READ_BUFFER)];
             thread("pty-reader", move || loop {
-                let mut buf = vec![0; chunk];
                 match reader.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        buf.truncate(n);
-                        if output_tx.blocking_send(buf).is_err() {
+                        let read = buf.get(..n).unwrap_or_default().to_vec();
+                        if output_tx.blocking_send(read).is_err() {
                             break;
                         }
                     }
@@ -118,6 +125,7 @@ impl Shell {
             pty,
             input,
             output,
+            chunk,
             output_done: false,
             exit: Some(exit),
             exit_code: None,
@@ -146,10 +154,21 @@ impl Shell {
     pub async fn next_event(&mut self, read: bool) -> ShellEvent {
         let read = read && !self.output_done;
         let output = &mut self.output;
+        let limit = self.chunk;
         let exit = &mut self.exit;
         let event = tokio::select! {
             chunk = output.recv(), if read => match chunk {
-                Some(chunk) => ShellEvent::Output(chunk),
+                Some(mut chunk) => {
+                    // The last read joined may overshoot `chunk`; the session cuts its
+                    // messages to the payload limit anyway.
+                    while chunk.len() < limit {
+                        match output.try_recv() {
+                            Ok(more) => chunk.extend(more),
+                            Err(_) => break,
+                        }
+                    }
+                    ShellEvent::Output(chunk)
+                }
                 None => ShellEvent::OutputEnd,
             },
             code = async {

@@ -84,6 +84,22 @@ pub mod exit {
     pub const ERROR: u8 = 2;
 }
 
+/// Every session holds sockets (and, on the agent, a PTY), so the server and the agent lift
+/// their soft limit on open files to the hard one, as Go programs such as AWS's agent do.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "raising the open-file limit");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Run as `session-manager-plugin` (a symlink) or `portcullis session-manager-plugin`:
     // the AWS CLI's argument contract, not clap's.
@@ -92,6 +108,9 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if matches!(cli.command, Command::Server(_) | Command::Agent(_)) {
+        raise_open_file_limit();
+    }
     let result = match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Server(args) => server::run(args),

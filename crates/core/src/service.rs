@@ -382,7 +382,7 @@ impl Service {
 }
 
 /// AWS's refusal for the action's service: `AccessDenied` (IAM, STS),
-/// `AccessDeniedException` (SSM), `UnauthorizedOperation` (EC2).
+/// `AccessDeniedException` (SSM, IAM Access Analyzer), `UnauthorizedOperation` (EC2).
 pub fn access_denied(action: &str, message: String) -> Error {
     match action
         .split_once(':')
@@ -390,6 +390,7 @@ pub fn access_denied(action: &str, message: String) -> Error {
         .as_deref()
     {
         Some("ssm") => Error::new(400, "AccessDeniedException", message),
+        Some("access-analyzer") => Error::new(403, "AccessDeniedException", message),
         Some("ec2") => Error::new(
             403,
             "UnauthorizedOperation",

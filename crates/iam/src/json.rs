@@ -89,6 +89,49 @@ pub fn parse(text: &str) -> Result<Value, SyntaxError> {
     Ok(value)
 }
 
+/// The value at a JSON pointer (RFC 6901) in `root`; the first of duplicate members.
+pub fn at_pointer<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    let mut at = root;
+    for token in pointer.strip_prefix('/')?.split('/') {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        at = match &at.kind {
+            Kind::Object(members) => &members.iter().find(|m| m.key == token)?.value,
+            Kind::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// Where the value that starts at byte `start` of `text` ends (the byte after it), read by
+/// the same reader as [`parse`]; `None` if no value starts there.
+pub fn value_end(text: &str, start: usize) -> Option<usize> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        pos: start,
+        line: 1,
+        line_start: start,
+    };
+    reader.value(0).ok().map(|_| reader.pos)
+}
+
+/// The line and column (both from 1, columns in characters) of byte `offset` of `text`.
+pub fn position(text: &str, offset: usize) -> Span {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    Span {
+        offset,
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+    }
+}
+
 struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],

@@ -216,6 +216,16 @@ async fn control_loop(state: Arc<AppState>, node: Node, socket: WebSocket) {
                         Some("heartbeat") => {
                             let _ = state.service.node_heartbeat(&node.id).await;
                         }
+                        Some("not_running") => {
+                            // The agent restarted and lost this session. A node can only
+                            // end its own sessions.
+                            let id = v.get("session_id").and_then(Value::as_str).unwrap_or_default();
+                            let active = state.service.active_sessions_on(&node.id).await.unwrap_or_default();
+                            if active.iter().any(|s| s.id == id) {
+                                end_session(&state, id).await;
+                                tracing::info!(session = %id, node = %node.id, "the agent lost this session: ended");
+                            }
+                        }
                         _ => {}
                     }
                 }

@@ -19,6 +19,7 @@ use portcullis_aws_api::{sigv4, AwsError, Operation, Protocol, RequestParts, Sig
 use portcullis_core::{Caller, Error, Service};
 use tokio::net::{TcpListener, TcpStream};
 
+mod analyzer_api;
 pub mod channels;
 mod console;
 mod ec2_api;
@@ -63,6 +64,8 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(aws_api).get(aws_api))
+        // IAM Access Analyzer speaks REST-JSON: the operation is in the path.
+        .route("/policy/validation", post(aws_api))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text))
         .route("/v1/nodes/register", post(nodes::register))
@@ -108,6 +111,8 @@ fn protocol_of(service: &str) -> Option<Protocol> {
         "iam" => Some(Protocol::IAM),
         "sts" => Some(Protocol::STS),
         "ec2" => Some(Protocol::Ec2),
+        // REST-JSON; its errors read the same as JSON 1.1's (`__type` and `message`).
+        "access-analyzer" => Some(Protocol::Json),
         _ => None,
     }
 }
@@ -211,7 +216,7 @@ async fn aws_api(
             400,
             "UnknownService",
             format!(
-                "this server does not serve `{service_name}` (it serves iam, sts, ec2 and ssm)"
+                "this server does not serve `{service_name}` (it serves iam, sts, ec2, ssm and access-analyzer)"
             ),
         );
         return render(&err, protocol, &request_id);
@@ -240,21 +245,36 @@ async fn aws_api(
     ) {
         return fail(e.to_aws_error(protocol));
     }
-    let operation = match portcullis_aws_api::detect(&parts) {
-        Ok(op) => op,
-        Err(e) => return fail(e),
-    };
     let caller = Caller::new(
         identity,
         signed.access_key_id(),
         &peer.ip().to_string(),
         state.tls,
     );
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let (name, result) = dispatch(&state, &caller, &service_name, protocol, operation, host).await;
+    let (name, result) = if service_name == "access-analyzer" {
+        let (name, result) = analyzer_api::handle(
+            &state.service,
+            &caller,
+            parts.method,
+            parts.path,
+            parts.query,
+            parts.body,
+        );
+        (
+            name,
+            result.map(|v| ("application/json", v.to_string().into_bytes())),
+        )
+    } else {
+        let operation = match portcullis_aws_api::detect(&parts) {
+            Ok(op) => op,
+            Err(e) => return fail(e),
+        };
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        dispatch(&state, &caller, &service_name, protocol, operation, host).await
+    };
     let error = result.as_ref().err();
     if let Some(e) = error.filter(|e| e.is_internal()) {
         tracing::error!(request_id = %caller.request_id, operation = %name, error = %e, "operation failed");

@@ -14,6 +14,9 @@
 //!
 //! Run (as root, `sshd` needs it): `cargo run --release -p portcullis-sessionbench --
 //! [--starts 20] [--keys 500] [--bulk-mib 200]`; `SESSIONBENCH_DEBUG=1` prints every output chunk.
+//!
+//! `portcullis-sessionbench fleet` is the other benchmark: many concurrent sessions through
+//! the real binaries, their memory and every byte of their output ([`fleet`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,8 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+
+mod fleet;
 use portcullis_agent::{AgentConfig, Registration, SessionConfig, ShellCommand};
 use portcullis_client::channel::{Channel, ChannelOptions, Input};
 use portcullis_client::config::{Credentials, ResolvedConfig};
@@ -73,7 +78,10 @@ fn options() -> anyhow::Result<Options> {
             "--keys" => opts.keys = value()?,
             "--bulk-mib" => opts.bulk_mib = value()?,
             "--help" | "-h" => {
-                println!("portcullis-sessionbench [--starts 20] [--keys 500] [--bulk-mib 200]");
+                println!(
+                    "portcullis-sessionbench [--starts 20] [--keys 500] [--bulk-mib 200]\n\
+                          portcullis-sessionbench fleet --help"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}`"),
@@ -148,8 +156,19 @@ impl Term {
     }
 }
 
+/// Where `needle` first occurs in `hay`. Jumps between occurrences of its first byte, so
+/// scanning megabytes of output costs the harness little on either side.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(at) = hay.get(from..)?.iter().position(|&b| b == first) {
+        let at = from + at;
+        if hay.get(at..)?.starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Output of our client, as chunks on a channel.
@@ -578,6 +597,9 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("fleet") {
+        return fleet::run(fleet::options(std::env::args().skip(2))?).await;
+    }
     let opts = options()?;
 
     let world = ours().await?;

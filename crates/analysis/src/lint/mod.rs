@@ -183,19 +183,7 @@ impl<'a> Located<'a> {
 
     /// The value at a JSON pointer.
     pub fn value(&self, pointer: &str) -> Option<&Value> {
-        let mut at = self.tree.as_ref()?;
-        if pointer.is_empty() {
-            return Some(at);
-        }
-        for token in pointer.strip_prefix('/')?.split('/') {
-            let token = token.replace("~1", "/").replace("~0", "~");
-            at = match &at.kind {
-                Kind::Object(members) => &members.iter().find(|m| m.key == token)?.value,
-                Kind::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(at)
+        json::at_pointer(self.tree.as_ref()?, pointer)
     }
 
     /// Pointer of item `i` of a string-or-list member (`/Statement/0/Resource` + `/1`).
