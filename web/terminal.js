@@ -58,6 +58,7 @@
 
   function ready() {
     document.body.dataset.ready = "true";
+    performance.mark("portcullis:ready"); // User Timing: the page is usable
   }
 
   $("session-id").textContent = sessionId;
@@ -74,11 +75,11 @@
   const key = "portcullis.stream." + sessionId;
   const grant = JSON.parse(sessionStorage.getItem(key) || "null");
   sessionStorage.removeItem(key); // the token is single-use; a later resume gets a new one
-  const meReply = await api("/console/api/me");
-  if (!meReply.ok) return;
-  me = meReply.data;
+  // The CSRF token is needed only for resume and terminate: fetch it while the terminal opens.
+  const meReady = api("/console/api/me").then((r) => { if (r.ok) me = r.data; }).catch(() => {});
 
   if (!sessionId || !grant || !grant.TokenValue) {
+    await meReady;
     setStatus("ended", "");
     showNotice("error",
       text("strong", "This page has no connection to open. "),
@@ -117,6 +118,7 @@
     resume: async () => {
       let reply;
       try {
+        await meReady;
         reply = await api("/console/api/sessions/" + encodeURIComponent(sessionId) + "/resume", { method: "POST" });
       } catch (e) {
         if (e instanceof PortcullisSsm.Refused) throw e;
@@ -166,6 +168,7 @@
   terminateButton.hidden = false;
   terminateButton.addEventListener("click", async () => {
     terminateButton.disabled = true;
+    await meReady;
     const { ok, data } = await api("/console/api/sessions/" + encodeURIComponent(sessionId) + "/terminate", { method: "POST" });
     if (!ok) {
       terminateButton.disabled = false;
