@@ -248,17 +248,17 @@
       ws.onclose = () => {
         if (this.ws !== ws) return;
         this.ws = null;
-        if (!this.ended) this.reconnect();
+        if (!this.ended && !this.detached) this.reconnect();
       };
     }
 
     async reconnect() {
-      if (this.reconnecting || this.ended) return;
+      if (this.reconnecting || this.ended || this.detached) return;
       this.reconnecting = true;
       this.stats.reconnects += 1;
       let delay = 150;
       try {
-        while (!this.ended) {
+        while (!this.ended && !this.detached) {
           this.failedAttempts += 1;
           if (this.failedAttempts > RECONNECT_ATTEMPTS) {
             this.finish({ reason: "The connection was lost and could not be resumed." });
@@ -277,6 +277,7 @@
             }
             continue; // the console API is unreachable too: try again
           }
+          if (this.ended || this.detached) return;
           this.open(token, true);
           return;
         }
@@ -486,7 +487,7 @@
     // Every 100 ms: resend the oldest unacknowledged message once its RTO has passed, and
     // give up on a socket that stays silent while data waits.
     tick() {
-      if (this.ended || this.paused || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+      if (this.ended || this.detached || this.paused || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
       const now = Date.now();
       const oldest = this.unacked[0];
       if (!oldest) return;
@@ -520,11 +521,58 @@
       if (ws) setTimeout(() => ws.close(), 500);
     }
 
-    // Stop here without ending the session on the node (the page is going away).
+    // The page is going away (reload, navigation): stop without ending the session on the
+    // node, and return what a new page needs to carry on: the sequence numbers, our
+    // unacknowledged and held messages, and messages received ahead of a gap (acknowledged,
+    // so the agent will not send them again). No token: the new page asks for one.
     detach() {
-      this.ended = true;
+      this.detached = true;
       clearInterval(this.timer);
-      if (this.ws) this.ws.close();
+      const ws = this.ws;
+      this.ws = null;
+      if (ws) ws.close();
+      const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
+      return {
+        clientId: this.clientId,
+        nextSeq: this.nextSeq,
+        expected: this.expected,
+        handshake: this.handshake,
+        agentVersion: this.agentVersion || "",
+        exitCode: this.exitCode,
+        unacked: this.unacked.map((p) => b64(p.frame)),
+        held: this.held.map(([type, bytes]) => [type, b64(bytes)]),
+        reorder: [...this.reorder.values()].map((m) => ({ ...m, payload: b64(m.payload) })),
+      };
+    }
+
+    // The same page came back (the browser's back/forward cache): carry on.
+    reattach() {
+      if (!this.detached || this.ended) return;
+      this.detached = false;
+      this.timer = setInterval(() => this.tick(), MIN_RESEND_MS);
+      this.reconnect();
+    }
+
+    // A new page carrying on from detach()'s state: ResumeSession, the same socket path, no
+    // handshake, everything unacknowledged resent.
+    static restore(opts, state) {
+      const c = new Channel(opts);
+      const bytes = (text) => Uint8Array.from(atob(text), (ch) => ch.charCodeAt(0));
+      c.clientId = state.clientId;
+      c.nextSeq = state.nextSeq;
+      c.expected = state.expected;
+      c.handshake = state.handshake;
+      c.agentVersion = state.agentVersion;
+      c.exitCode = state.exitCode;
+      c.unacked = state.unacked.map((f) => {
+        const frame = bytes(f);
+        return { seq: Number(new DataView(frame.buffer).getBigInt64(48)), frame, sentAt: null, retransmitted: true, attempts: 0 };
+      });
+      c.held = state.held.map(([type, b]) => [type, bytes(b)]);
+      for (const m of state.reorder) c.reorder.set(m.seq, { ...m, payload: bytes(m.payload) });
+      c.timer = setInterval(() => c.tick(), MIN_RESEND_MS);
+      c.reconnect();
+      return c;
     }
   }
 

@@ -75,25 +75,31 @@
   const key = "portcullis.stream." + sessionId;
   const grant = JSON.parse(sessionStorage.getItem(key) || "null");
   sessionStorage.removeItem(key); // the token is single-use; a later resume gets a new one
+  // What this page left when it was reloaded or navigated away from (see pagehide below).
+  const stateKey = "portcullis.state." + sessionId;
+  const saved = JSON.parse(sessionStorage.getItem(stateKey) || "null");
+  sessionStorage.removeItem(stateKey);
   // The CSRF token is needed only for resume and terminate: fetch it while the terminal opens.
   const meReady = api("/console/api/me").then((r) => { if (r.ok) me = r.data; }).catch(() => {});
 
-  if (!sessionId || !grant || !grant.TokenValue) {
+  if (!sessionId || !((grant && grant.TokenValue) || (saved && saved.channel))) {
     await meReady;
     setStatus("ended", "");
     showNotice("error",
       text("strong", "This page has no connection to open. "),
-      "A browser terminal is opened from the Nodes page and cannot be picked up again after the page is reloaded or its address reused. ",
+      "A browser terminal is opened from the Nodes page, and picked up again only in the same browser tab. ",
       "A session left running ends at its idle timeout, or can be ended from the ",
       link("/console/sessions", "Sessions page"), ".");
     ready();
     return;
   }
-  if (grant.Target) $("target").textContent = "on " + grant.Target;
+  const target = grant ? grant.Target : saved.target;
+  const streamUrl = grant ? grant.StreamUrl : saved.streamUrl;
+  if (target) $("target").textContent = "on " + target;
 
   // The data channel's path from the stream URL; scheme and host from this page, so ws: and
   // wss: follow http: and https: and a proxy in front of the server keeps working.
-  const stream = new URL(grant.StreamUrl, location.href);
+  const stream = new URL(streamUrl, location.href);
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + stream.pathname + stream.search;
 
   const term = new Terminal({
@@ -104,14 +110,15 @@
     theme: { background: "#0b0f14" },
   });
   const fit = new FitAddon.FitAddon();
+  let channel = null; // set below, before any terminal event can arrive
   term.loadAddon(fit);
   term.open($("terminal"));
   fit.fit();
 
   const terminateButton = $("terminate");
-  const channel = new PortcullisSsm.Channel({
+  const options = {
     url,
-    token: grant.TokenValue,
+    token: grant ? grant.TokenValue : "",
     clientVersion: "portcullis-web/1",
     onOutput: (bytes) => term.write(bytes),
     onStatus: setStatus,
@@ -144,7 +151,7 @@
         text("strong", "Session ended. "), text("span", why, { "data-testid": "end-reason" }), " ",
         link("/console/nodes", "Back to Nodes"));
     },
-  });
+  };
 
   const showSize = () => { $("size").textContent = term.cols + "×" + term.rows; };
   term.onData((data) => channel.sendInput(data));
@@ -177,9 +184,28 @@
     // On success the node closes the channel, and onEnd says so.
   });
 
+  // A reload (or leaving and coming back in this tab) carries on with the same session: the
+  // channel's state goes to sessionStorage and the next page resumes from it. The screen's
+  // old contents are not kept; nothing the shell prints afterwards is lost.
+  if (grant) {
+    channel = new PortcullisSsm.Channel(options);
+    channel.start();
+  } else {
+    term.write("\x1b[2m[Resuming session " + sessionId + "…]\x1b[0m\r\n");
+    channel = PortcullisSsm.Channel.restore(options, saved.channel);
+  }
+  window.addEventListener("pagehide", () => {
+    if (channel.ended || channel.detached) return;
+    sessionStorage.setItem(stateKey, JSON.stringify({ target, streamUrl, channel: channel.detach() }));
+  });
+  window.addEventListener("pageshow", (ev) => {
+    if (ev.persisted && channel.detached && !channel.ended) {
+      sessionStorage.removeItem(stateKey);
+      channel.reattach();
+    }
+  });
   channel.sendSize(term.cols, term.rows);
   showSize();
-  channel.start();
   term.focus();
   ready();
 })();

@@ -563,6 +563,23 @@ test("keyboard only: Tab to Connect, Enter opens the terminal, and typing goes t
   await waitForStatus(page, "ended");
 });
 
+test("paste goes to the shell, and Ctrl+C interrupts a command", async ({ page, context }) => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  await signInWithPassword(page, "TestUserA", PASSWORD);
+  await openTerminal(page, TEST_NODE);
+  const n = crypto.randomInt(1_000_000);
+  await page.evaluate((text) => navigator.clipboard.writeText(text), `echo pasted-$((${n} + 1))`);
+  await page.keyboard.press("Control+Shift+V"); // Ctrl+V alone is ^V to a terminal
+  await page.keyboard.press("Enter");
+  await waitForLine(page, new RegExp(`^pasted-${n + 1}$`));
+  await run(page, "sleep 600");
+  await page.keyboard.press("Control+C");
+  await run(page, `echo back-$((${n} + 2))`);
+  await waitForLine(page, new RegExp(`^back-${n + 2}$`));
+  await run(page, "exit");
+  await waitForStatus(page, "ended");
+});
+
 test("the terminal follows the window: a resize reaches the shell (stty size)", async ({ page }) => {
   await signInWithPassword(page, "TestUserA", PASSWORD);
   await openTerminal(page, TEST_NODE);
@@ -618,6 +635,23 @@ test("a cut connection resumes (ResumeSession): nothing typed or printed before,
     await context.close();
     proxy.close();
   }
+});
+
+test("a reload carries on with the same shell; a command running across the reload prints into the new page", async ({ page, world }) => {
+  await signInWithPassword(page, "TestUserA", PASSWORD);
+  const id = await openTerminal(page, TEST_NODE);
+  const n = crypto.randomInt(1_000_000);
+  await run(page, `MARK=${n}; sleep 1.5; echo late-$((MARK + 1))`);
+  await page.reload();
+  await ready(page);
+  assert.equal(new URL(page.url()).searchParams.get("session"), id);
+  await waitForStatus(page, "connected");
+  await waitForLine(page, new RegExp(`^late-${n + 1}$`), "printed across the reload");
+  await run(page, "echo mark-$MARK");
+  await waitForLine(page, new RegExp(`^mark-${n}$`), "the same shell");
+  assert.equal((await sessionRow(world.admin, id)).Status, "Connected");
+  await run(page, "exit");
+  await waitForStatus(page, "ended");
 });
 
 test("Terminate on the terminal page ends the session, and the page says so", async ({ page, world }) => {
