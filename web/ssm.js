@@ -180,7 +180,7 @@
   const MIN_RESEND_MS = 100;
   const MAX_RTO_MS = 1000;
   const MAX_RESENDS = 3000;
-  const SILENCE_MS = 20000;           // unacknowledged data and nothing heard: the socket is dead
+  const SILENCE_MS = 20000;           // unacknowledged data and nothing heard: the socket is dead (opts.silenceMs)
   const RECONNECT_ATTEMPTS = 8;
   const SESSION_TYPES = ["Standard_Stream", "InteractiveCommands", "NonInteractiveCommands"];
 
@@ -209,6 +209,7 @@
       this.rttvar = 0;
       this.rto = 200;
       this.lastHeard = Date.now();
+      this.openedAt = 0;
       this.failedAttempts = 0;
       this.stats = { reconnects: 0, resent: 0, duplicates: 0, reordered: 0 };
     }
@@ -231,6 +232,7 @@
       this.heardOnThisSocket = false;
       ws.onopen = () => {
         if (this.ws !== ws) return;
+        this.openedAt = Date.now();
         ws.send(JSON.stringify({
           MessageSchemaVersion: "1.0",
           RequestId: uuidText(newId()),
@@ -459,7 +461,7 @@
     enqueue(payloadType, bytes) {
       const seq = this.nextSeq;
       this.nextSeq += 1;
-      const pending = { seq, frame: encode(INPUT, seq, 0, payloadType, bytes), sentAt: null, retransmitted: false, attempts: 0 };
+      const pending = { seq, frame: encode(INPUT, seq, 0, payloadType, bytes), sentAt: null, retransmitted: false, attempts: 0, queuedAt: Date.now() };
       this.unacked.push(pending);
       if (!this.paused && this.write(pending.frame)) pending.sentAt = Date.now();
     }
@@ -491,7 +493,9 @@
       const now = Date.now();
       const oldest = this.unacked[0];
       if (!oldest) return;
-      if (now - this.lastHeard > SILENCE_MS) {
+      // Silence is counted from the last frame heard, the socket's opening, or the oldest
+      // message's queueing, whichever is latest: an idle session is not a dead socket.
+      if (now - Math.max(this.lastHeard, this.openedAt, oldest.queuedAt) > (this.opts.silenceMs || SILENCE_MS)) {
         this.ws.close();
         return;
       }
@@ -566,7 +570,7 @@
       c.exitCode = state.exitCode;
       c.unacked = state.unacked.map((f) => {
         const frame = bytes(f);
-        return { seq: Number(new DataView(frame.buffer).getBigInt64(48)), frame, sentAt: null, retransmitted: true, attempts: 0 };
+        return { seq: Number(new DataView(frame.buffer).getBigInt64(48)), frame, sentAt: null, retransmitted: true, attempts: 0, queuedAt: Date.now() };
       });
       c.held = state.held.map(([type, b]) => [type, bytes(b)]);
       for (const m of state.reorder) c.reorder.set(m.seq, { ...m, payload: bytes(m.payload) });

@@ -255,3 +255,20 @@ test("detach and restore (a page reload) carry the sequence numbers, unacknowled
   assert.equal(inputs(ws2).at(-1).seq, 2);
   restored.detach();
 });
+
+test("a socket that stays silent while input waits is given up and resumed; an idle session is not", async () => {
+  const { channel, ws, seen } = await connected({ silenceMs: 250 });
+  ws.deliver(ack(0));
+  await sleep(400);                     // idle, longer than the silence limit
+  channel.sendInput("k");
+  await sleep(30);
+  ws.deliver(ack(1));
+  await sleep(400);
+  assert.equal(FakeWebSocket.opened.length, 1, "an idle session followed by a keystroke keeps its socket");
+  channel.sendInput("lost");            // never acknowledged: the socket is dead
+  await sleep(900);
+  assert.ok(FakeWebSocket.opened.length >= 2, "resumed on a new socket");
+  assert.equal(seen.resumes >= 1, true);
+  assert.ok(inputs(FakeWebSocket.opened[1]).some((f) => text(f.payload) === "lost"));
+  channel.detach();
+});
