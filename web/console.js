@@ -61,10 +61,30 @@ async function nodesPage(main) {
     "aria-label": "Filter by tag", value: params.get("tag") || "",
   });
   const body = el("div", {});
+  const flash = el("div", { id: "flash" });
   main.replaceChildren(
     el("h1", {}, "Nodes"),
     el("div", { class: "toolbar" }, filter, el("span", { class: "muted", id: "node-count" })),
+    flash,
     body);
+  // Connect: StartSession as the signed-in user; the terminal page gets the one-time token
+  // through this tab's sessionStorage, never the URL. A refusal stays on this page.
+  const connect = async (id, button) => {
+    button.disabled = true;
+    flash.replaceChildren(el("div", { class: "muted", role: "status" }, "Starting a session on " + id + "…"));
+    const { ok, data } = await api("/console/api/sessions", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ Target: id }),
+    }).catch((e) => ({ ok: false, data: { code: "NetworkError", message: String(e.message || e) } }));
+    if (ok) {
+      sessionStorage.setItem("portcullis.stream." + data.SessionId,
+        JSON.stringify({ TokenValue: data.TokenValue, StreamUrl: data.StreamUrl, Target: id }));
+      location.assign("/console/terminal?session=" + encodeURIComponent(data.SessionId));
+      return;
+    }
+    flash.replaceChildren(refusal(data, "Connecting to " + id + " was refused"));
+    button.disabled = false;
+    button.focus();
+  };
   const { ok, data } = await api("/console/api/nodes");
   if (!ok) {
     body.replaceChildren(refusal(data, "Listing nodes was refused"));
@@ -84,7 +104,7 @@ async function nodesPage(main) {
       children.push(el("div", { class: "empty" }, data.nodes.length ? "No node has that tag." : "No nodes are registered."));
     } else {
       children.push(el("table", { id: "nodes" },
-        el("thead", {}, el("tr", {}, ...["Node ID", "Name", "Platform", "Ping status", "Last ping", "Tags"].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ...["Node ID", "Name", "Platform", "Ping status", "Last ping", "Tags", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, ...shown.map((n) => el("tr", { "data-node": n.InstanceId },
           el("td", {}, el("code", {}, n.InstanceId)),
           el("td", {}, n.Name),
@@ -92,7 +112,11 @@ async function nodesPage(main) {
           el("td", { class: "status-" + n.PingStatus }, n.PingStatus),
           el("td", {}, when(n.LastPingDateTime)),
           el("td", {}, n.Tags === null ? el("span", { class: "muted" }, "unknown")
-            : (n.Tags.length ? el("span", {}, ...n.Tags.map((t) => el("span", { class: "tag" }, tagText(t)))) : el("span", { class: "muted" }, "none"))))))));
+            : (n.Tags.length ? el("span", {}, ...n.Tags.map((t) => el("span", { class: "tag" }, tagText(t)))) : el("span", { class: "muted" }, "none"))),
+          el("td", { class: "actions" }, el("button", {
+            type: "button", class: "primary", "aria-label": "Connect to " + n.InstanceId,
+            onclick: (ev) => connect(n.InstanceId, ev.currentTarget),
+          }, "Connect")))))));
     }
     body.replaceChildren(...children);
   };
@@ -165,6 +189,8 @@ async function route() {
     await nodesPage(main);
   }
   document.body.dataset.ready = "true";
+  // A User Timing mark (DevTools' Performance panel shows it): the page is usable.
+  if (!performance.getEntriesByName("portcullis:ready").length) performance.mark("portcullis:ready");
 }
 
 async function start() {

@@ -11,6 +11,12 @@
 //! (`Origin` / `Sec-Fetch-Site` when the browser sends them), and every POST made while
 //! signed in must carry the session's token in `X-CSRF-Token` (the page reads it from
 //! `/console/api/me`, which another origin cannot read).
+//!
+//! The terminal page (`/console/terminal?session=ID`) runs xterm.js and our own Session
+//! Manager client (`web/ssm.js`) over the session's data channel, as the plugin does. The
+//! xterm.js files come from npm at build time (`build.rs`) and are served under
+//! `/console/assets/vendor/<hash>/` with year-long caching; a build without them serves a
+//! terminal page that says so.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis_core::console::{same_secret, ConsoleUser, Login, NewSession};
 use portcullis_core::model::{NodeKind, Session};
+use portcullis_core::ops_ssm::{StreamGrant, DEFAULT_SESSION_DOCUMENT};
 use portcullis_core::store::SessionFilter;
 use portcullis_core::{Caller, Error};
 use serde_json::{json, Value};
@@ -35,10 +42,29 @@ const APP_HTML: &str = include_str!("../../../web/app.html");
 const CONSOLE_CSS: &str = include_str!("../../../web/console.css");
 const CONSOLE_JS: &str = include_str!("../../../web/console.js");
 const SIGNIN_JS: &str = include_str!("../../../web/signin.js");
+const TERMINAL_HTML: &str = include_str!("../../../web/terminal.html");
+const TERMINAL_JS: &str = include_str!("../../../web/terminal.js");
+const SSM_JS: &str = include_str!("../../../web/ssm.js");
+
+/// The npm packages `build.rs` embedded (empty files when the build had none).
+mod vendor {
+    include!(concat!(env!("OUT_DIR"), "/vendor.rs"));
+    pub const XTERM_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm.js"));
+    pub const XTERM_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm.css"));
+    pub const FIT_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/addon-fit.js"));
+    pub const LICENSES: &str = include_str!(concat!(env!("OUT_DIR"), "/licenses.txt"));
+}
 
 /// Scripts and styles only from this origin, no framing, no plugins.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The terminal page's policy: the same, except that xterm.js inserts `<style>` elements
+/// (cell metrics, theme colours), which `style-src` must allow. Scripts stay `'self'` only,
+/// and `connect-src 'self'` covers the data channel's `ws:`/`wss:` to this host.
+const TERMINAL_CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -47,6 +73,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/signin", get(signin_page))
         .route("/console/nodes", get(app_page))
         .route("/console/sessions", get(app_page))
+        .route("/console/terminal", get(terminal_page))
         .route(
             "/console/assets/console.css",
             get(|| async { asset("text/css", CONSOLE_CSS) }),
@@ -59,12 +86,22 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/console/assets/signin.js",
             get(|| async { asset("text/javascript", SIGNIN_JS) }),
         )
+        .route(
+            "/console/assets/terminal.js",
+            get(|| async { asset("text/javascript", TERMINAL_JS) }),
+        )
+        .route(
+            "/console/assets/ssm.js",
+            get(|| async { asset("text/javascript", SSM_JS) }),
+        )
+        .route("/console/assets/vendor/{tag}/{file}", get(vendor_asset))
         .route("/console/api/signin", post(sign_in))
         .route("/console/api/signout", post(sign_out))
         .route("/console/api/me", get(me))
         .route("/console/api/nodes", get(nodes))
-        .route("/console/api/sessions", get(sessions))
+        .route("/console/api/sessions", get(sessions).post(start_session))
         .route("/console/api/sessions/{id}/terminate", post(terminate))
+        .route("/console/api/sessions/{id}/resume", post(resume_session))
 }
 
 fn secure_headers(resp: &mut Response) {
@@ -267,6 +304,79 @@ async fn app_page(
     match signed_in(&state, &headers).await {
         Ok(_) => html(APP_HTML),
         Err(_) => redirect(&format!("/console/signin?next={}", uri.path())),
+    }
+}
+
+/// The terminal page: `{{ASSETS}}` becomes the xterm.js tags (or nothing, in a build without
+/// them) and `{{ASSETS_STATE}}` `present` or `missing`, which the page's script reads.
+fn terminal_html(present: bool, tag: &str) -> String {
+    let tags = if present {
+        let base = format!("/console/assets/vendor/{tag}");
+        format!(
+            "<link rel=\"stylesheet\" href=\"{base}/xterm.css\">\n\
+             <script src=\"{base}/xterm.js\" defer></script>\n\
+             <script src=\"{base}/addon-fit.js\" defer></script>"
+        )
+    } else {
+        String::new()
+    };
+    TERMINAL_HTML
+        .replace("{{ASSETS}}", &tags)
+        .replace(
+            "{{ASSETS_STATE}}",
+            if present { "present" } else { "missing" },
+        )
+        .replace("{{VERSIONS}}", if present { vendor::VERSIONS } else { "" })
+}
+
+static TERMINAL_PAGE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| terminal_html(vendor::PRESENT, vendor::TAG));
+
+async fn terminal_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if signed_in(&state, &headers).await.is_err() {
+        return redirect(&format!("/console/signin?next={}", uri.path()));
+    }
+    let mut resp = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        TERMINAL_PAGE.as_str(),
+    )
+        .into_response();
+    secure_headers(&mut resp);
+    resp.headers_mut().insert(
+        "content-security-policy",
+        HeaderValue::from_static(TERMINAL_CSP),
+    );
+    resp
+}
+
+/// `/console/assets/vendor/{tag}/{file}`: the embedded npm files. The tag is a hash of them,
+/// so a URL's content never changes and browsers may keep it for a year.
+async fn vendor_asset(Path((tag, file)): Path<(String, String)>) -> Response {
+    let found = match file.as_str() {
+        "xterm.js" => Some(("text/javascript", vendor::XTERM_JS)),
+        "addon-fit.js" => Some(("text/javascript", vendor::FIT_JS)),
+        "xterm.css" => Some(("text/css", vendor::XTERM_CSS)),
+        "licenses.txt" => Some(("text/plain; charset=utf-8", vendor::LICENSES)),
+        _ => None,
+    };
+    match found {
+        Some((content_type, body)) if vendor::PRESENT && tag == vendor::TAG => {
+            let mut resp = asset(content_type, body);
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            resp
+        }
+        _ => {
+            let mut resp = (StatusCode::NOT_FOUND, "no such asset in this build\n").into_response();
+            secure_headers(&mut resp);
+            resp
+        }
     }
 }
 
@@ -541,6 +651,85 @@ async fn terminate(
     }
 }
 
+/// The reply to a started or resumed session: what `StartSession` returns on the AWS API,
+/// with the stream URL for the host the browser used.
+fn stream_reply(state: &AppState, headers: &HeaderMap, grant: &StreamGrant) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let at = crate::ssm_api::Endpoint {
+        host,
+        tls: state.tls,
+        hub: &state.hub,
+    };
+    json_reply(StatusCode::OK, crate::ssm_api::stream(grant, &at))
+}
+
+/// `POST /console/api/sessions` with `{"Target": "<node id>"}`: `StartSession` as the
+/// signed-in principal. The reply carries the one-time stream token for the terminal page.
+async fn start_session(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(user) => user,
+        Err(resp) => return resp,
+    };
+    if let Err(refused) = check_csrf(&state, &headers, &user) {
+        return refused.into_response();
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(target) = body.get("Target").and_then(Value::as_str) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Send a JSON body with the node id in `Target`.",
+        );
+    };
+    let caller = caller_for(&state, &user, peer);
+    let result = state
+        .service
+        .start_session(&caller, target, None, None)
+        .await;
+    audit(&state, &caller, "StartSession", result.as_ref().err()).await;
+    match result {
+        Ok(grant) => {
+            state
+                .hub
+                .open_session(target, &grant.session_id, DEFAULT_SESSION_DOCUMENT);
+            stream_reply(&state, &headers, &grant)
+        }
+        Err(e) => operation_error(&state, &caller, "StartSession", &e),
+    }
+}
+
+/// `POST /console/api/sessions/{id}/resume`: `ResumeSession`, a new token for the terminal
+/// page after its data channel dropped.
+async fn resume_session(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match signed_in(&state, &headers).await {
+        Ok(user) => user,
+        Err(resp) => return resp,
+    };
+    if let Err(refused) = check_csrf(&state, &headers, &user) {
+        return refused.into_response();
+    }
+    let caller = caller_for(&state, &user, peer);
+    let result = state.service.resume_session(&caller, &id).await;
+    audit(&state, &caller, "ResumeSession", result.as_ref().err()).await;
+    match result {
+        Ok(grant) => stream_reply(&state, &headers, &grant),
+        Err(e) => operation_error(&state, &caller, "ResumeSession", &e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,7 +770,8 @@ mod tests {
 
     #[test]
     fn the_embedded_pages_name_only_embedded_assets() {
-        for page in [SIGNIN_HTML, APP_HTML] {
+        let terminal = terminal_html(true, "0123456789abcdef");
+        for page in [SIGNIN_HTML, APP_HTML, terminal.as_str()] {
             for part in page.split("=\"").skip(1) {
                 let url = part.split('"').next().unwrap_or_default();
                 if url.starts_with('/') {
@@ -590,5 +780,19 @@ mod tests {
                 assert!(!url.starts_with("http"), "no third-party or CDN URL: {url}");
             }
         }
+    }
+
+    #[test]
+    fn the_terminal_page_names_its_assets_or_says_they_are_missing() {
+        let with = terminal_html(true, "0123456789abcdef");
+        assert!(with.contains("/console/assets/vendor/0123456789abcdef/xterm.js"));
+        assert!(with.contains("/console/assets/vendor/0123456789abcdef/addon-fit.js"));
+        assert!(with.contains("/console/assets/vendor/0123456789abcdef/xterm.css"));
+        assert!(with.contains("data-terminal-assets=\"present\""));
+        assert!(!with.contains("{{"));
+        let without = terminal_html(false, "0123456789abcdef");
+        assert!(!without.contains("/console/assets/vendor/"));
+        assert!(without.contains("data-terminal-assets=\"missing\""));
+        assert!(without.contains("npm ci --prefix web"));
     }
 }

@@ -111,7 +111,7 @@ fn tag_list(tags: &[Tag]) -> Value {
     )
 }
 
-fn stream(grant: &StreamGrant, at: &Endpoint<'_>) -> Value {
+pub(crate) fn stream(grant: &StreamGrant, at: &Endpoint<'_>) -> Value {
     let scheme = if at.tls { "wss" } else { "ws" };
     json!({
         "SessionId": grant.session_id,
