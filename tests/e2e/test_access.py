@@ -169,3 +169,86 @@ def test_access_analyzer_validate_policy_with_boto3_and_the_aws_cli(server, admi
         raise AssertionError("a resource policy was answered")
     except analyzer.exceptions.ValidationException as e:
         assert "RESOURCE_POLICY" in e.response["Error"]["Message"]
+
+
+def portcullis_api(server, keys, operation, body):
+    """A Portcullis operation (JSON 1.1, SigV4 for service `portcullis`), signed by botocore."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    data = json.dumps(body).encode()
+    req = AWSRequest(method="POST", url=server.endpoint + "/", data=data, headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"Portcullis.{operation}"})
+    SigV4Auth(Credentials(*keys), "portcullis", REGION).add_auth(req)
+    prepared = urllib.request.Request(server.endpoint + "/", data=data, method="POST",
+                                      headers=dict(req.headers.items()))
+    try:
+        with urllib.request.urlopen(prepared, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_access_matrix_and_stored_policy_lint_over_the_api(server, admin):
+    """WhoCan, WhatCan and LintStoredPolicies over the API give the CLI's answers (one engine,
+    one shape); callers without iam:GetAccountAuthorizationDetails are refused; curl's own
+    SigV4 signing works for scripts."""
+    iam = admin["iam"]
+    abac = (ROOT / "examples" / "seed" / "pattern-3-abac.json").read_text()
+    arn = iam.create_policy(PolicyName="abac", PolicyDocument=abac)["Policy"]["Arn"]
+    for name, project in (("TestUserA", "test"), ("TestUserB", "prod")):
+        iam.create_user(UserName=name, Tags=[{"Key": "Project", "Value": project}])
+        iam.attach_user_policy(UserName=name, PolicyArn=arn)
+    iam.attach_user_policy(UserName="TestUserA", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    register_node(server, admin, TEST_NODE, {"Project": "test"})
+    register_node(server, admin, PROD_NODE, {"Project": "prod"})
+    keys = server.admin_keys()
+
+    status, api = portcullis_api(server, keys, "WhoCan", {"Target": TEST_NODE, "All": True})
+    assert status == 200, api
+    cli = json.loads(portcullis("access", "who-can", "--data-dir", str(server.data_dir),
+                                "--target", TEST_NODE, "--json", "--all").stdout)
+    assert api["Answers"] == cli["answers"] and api["Allowed"] == cli["allowed"] == 1
+    assert api["Resource"] == f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{TEST_NODE}"
+
+    status, api = portcullis_api(server, keys, "WhatCan", {"Principal": "TestUserB"})
+    assert status == 200, api
+    assert [(a["node"], a["decision"]) for a in api["Answers"]] == [(PROD_NODE, "allow")]
+
+    # TestUserA's ReadOnlyAccess (iam:Get*, ssm:Describe*) is enough, as on AWS it would be
+    # to read every policy; a user without it is refused, naming the action.
+    a_key = iam.create_access_key(UserName="TestUserA")["AccessKey"]
+    status, api = portcullis_api(server, (a_key["AccessKeyId"], a_key["SecretAccessKey"]),
+                                 "WhatCan", {"Principal": "TestUserA"})
+    assert status == 200 and api["Allowed"] == 1, api
+    b_key = iam.create_access_key(UserName="TestUserB")["AccessKey"]
+    status, api = portcullis_api(server, (b_key["AccessKeyId"], b_key["SecretAccessKey"]),
+                                 "WhoCan", {"Target": TEST_NODE})
+    assert status == 403 and api["__type"] == "AccessDenied", api
+    assert "iam:GetAccountAuthorizationDetails" in api["message"] and "user/TestUserB" in api["message"]
+
+    # Bad input in AWS's shape.
+    status, api = portcullis_api(server, keys, "WhoCan", {})
+    assert status == 400 and api["__type"] == "ValidationException" and "Target" in api["message"]
+    status, api = portcullis_api(server, keys, "WhatCan", {"Principal": "Nobody"})
+    assert status == 404 and api["__type"] == "NoSuchEntity", api
+    status, api = portcullis_api(server, keys, "Nope", {})
+    assert status == 400 and api["__type"] == "UnknownOperationException", api
+
+    status, api = portcullis_api(server, keys, "LintStoredPolicies", {})
+    assert status == 200, api
+    stored = {p["Policy"]: [(f["Code"], f["Pointer"]) for f in p["Findings"]] for p in api["Policies"]}
+    assert stored[arn] == [("PC001", "/Statement/1/Resource/0")], stored
+
+    # curl signs for scripts.
+    out = subprocess.run(
+        ["curl", "-sS", "--aws-sigv4", f"aws:amz:{REGION}:portcullis", "--user", f"{keys[0]}:{keys[1]}",
+         "-H", "X-Amz-Target: Portcullis.WhoCan", "-H", "Content-Type: application/x-amz-json-1.1",
+         "-d", json.dumps({"Target": PROD_NODE}), server.endpoint + "/"],
+        capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert [a["user"] for a in json.loads(out.stdout)["Answers"]] == ["TestUserB"], out.stdout

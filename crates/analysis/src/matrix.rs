@@ -499,3 +499,39 @@ pub fn what_can(fleet: &Fleet, user: usize, actions: &[&str], context: &Context)
     }
     out
 }
+
+/// Tags as a JSON object, `{"Key": "Value"}`.
+pub fn tags_json(tags: &[portcullis_core::model::Tag]) -> serde_json::Value {
+    tags.iter()
+        .map(|t| (t.key.clone(), serde_json::Value::String(t.value.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// An answer as JSON, the one shape `portcullis access --json`, the API and the console
+/// share: principal, node, action, decision, the deciding statements, AWS's reason for a
+/// refusal and the near misses of an implicit deny.
+pub fn answer_json(fleet: &Fleet, a: &Answer) -> serde_json::Value {
+    let user = fleet.users.get(a.user);
+    let node = fleet.nodes.get(a.node);
+    serde_json::json!({
+        "principal": user.map(|u| u.arn.as_str()),
+        "user": user.map(|u| u.name.as_str()),
+        "node": node.map(|n| n.id.as_str()),
+        "resource": node.map(|n| n.arn.as_str()),
+        "action": a.action,
+        "decision": a.decision.as_str(),
+        "deciding": a.deciding.iter().map(|d| serde_json::json!({
+            "policy": d.policy,
+            "pointer": d.pointer,
+            "sid": d.sid,
+            "effect": d.effect.as_str(),
+            "label": d.label,
+        })).collect::<Vec<_>>(),
+        "reason": a.reason,
+        "near_misses": a.near_misses.iter().map(|(label, outcome)| serde_json::json!({
+            "statement": label,
+            "outcome": outcome,
+        })).collect::<Vec<_>>(),
+    })
+}

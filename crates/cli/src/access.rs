@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use portcullis_analysis::diff::{diff, edit_tags, PairChange, Target};
-use portcullis_analysis::matrix::{default_context, what_can, who_can, Answer};
+use portcullis_analysis::matrix::{
+    answer_json, default_context, tags_json, what_can, who_can, Answer,
+};
 use portcullis_analysis::Fleet;
 use portcullis_core::model::Tag;
 use portcullis_core::policies::{self, UserPolicy};
@@ -351,38 +353,6 @@ async fn run_diff(args: &DiffArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
-}
-
-fn tags_json(tags: &[Tag]) -> serde_json::Value {
-    tags.iter()
-        .map(|t| (t.key.clone(), serde_json::Value::String(t.value.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
-
-fn answer_json(fleet: &Fleet, a: &Answer) -> serde_json::Value {
-    let user = fleet.users.get(a.user);
-    let node = fleet.nodes.get(a.node);
-    json!({
-        "principal": user.map(|u| u.arn.as_str()),
-        "user": user.map(|u| u.name.as_str()),
-        "node": node.map(|n| n.id.as_str()),
-        "resource": node.map(|n| n.arn.as_str()),
-        "action": a.action,
-        "decision": a.decision.as_str(),
-        "deciding": a.deciding.iter().map(|d| json!({
-            "policy": d.policy,
-            "pointer": d.pointer,
-            "sid": d.sid,
-            "effect": d.effect.as_str(),
-            "label": d.label,
-        })).collect::<Vec<_>>(),
-        "reason": a.reason,
-        "near_misses": a.near_misses.iter().map(|(label, outcome)| json!({
-            "statement": label,
-            "outcome": outcome,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// `allow` / `explicit deny` / `implicit deny`, padded, then why.

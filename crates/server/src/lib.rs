@@ -19,6 +19,7 @@ use portcullis_aws_api::{sigv4, AwsError, Operation, Protocol, RequestParts, Sig
 use portcullis_core::{Caller, Error, Service};
 use tokio::net::{TcpListener, TcpStream};
 
+mod access_api;
 mod analyzer_api;
 pub mod channels;
 mod console;
@@ -113,6 +114,8 @@ fn protocol_of(service: &str) -> Option<Protocol> {
         "ec2" => Some(Protocol::Ec2),
         // REST-JSON; its errors read the same as JSON 1.1's (`__type` and `message`).
         "access-analyzer" => Some(Protocol::Json),
+        // Portcullis's own operations (access analysis), JSON 1.1.
+        "portcullis" => Some(Protocol::Json),
         _ => None,
     }
 }
@@ -216,7 +219,7 @@ async fn aws_api(
             400,
             "UnknownService",
             format!(
-                "this server does not serve `{service_name}` (it serves iam, sts, ec2, ssm and access-analyzer)"
+                "this server does not serve `{service_name}` (it serves iam, sts, ec2, ssm, access-analyzer and portcullis)"
             ),
         );
         return render(&err, protocol, &request_id);
@@ -322,6 +325,19 @@ async fn dispatch(
                 body,
             },
         ) => {
+            if service == "portcullis" {
+                if service_target != "Portcullis" {
+                    let e = Error::invalid(
+                        "UnknownOperationException",
+                        format!("`{service_target}.{operation}` is not a Portcullis operation"),
+                    );
+                    return (operation, Err(e));
+                }
+                let result = access_api::handle(svc, caller, &operation, &body)
+                    .await
+                    .map(|v| ("application/x-amz-json-1.1", v.to_string().into_bytes()));
+                return (operation, result);
+            }
             if service_target != "AmazonSSM" {
                 let e = Error::invalid(
                     "UnknownOperationException",
