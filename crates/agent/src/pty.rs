@@ -3,8 +3,9 @@
 //!
 //! [`NativePtySystem`] uses `portable-pty` (openpty, then fork with `setsid` and `TIOCSCTTY`,
 //! so the shell is a session leader with the PTY as its controlling terminal and a `0x03`
-//! written to the master interrupts the foreground process group). Reads and writes are
-//! blocking; [`crate::shell`] runs them on dedicated threads.
+//! written to the master interrupts the foreground process group). The master is read and
+//! written non-blocking, on the async runtime ([`MasterFd`]); only the wait for the shell's
+//! exit blocks, on a thread of its own.
 //!
 //! "Everything it started" is the shell's *session*: an interactive shell puts each job in
 //! its own process group, but they all stay in the session the shell leads, so signals go
@@ -13,7 +14,8 @@
 //! (`setsid`, a daemon) is out of reach, as with a terminal hangup; systemd's
 //! `KillMode=mixed` catches those when the agent itself stops.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use portable_pty::{CommandBuilder, MasterPty, PtySize};
@@ -174,13 +176,50 @@ pub trait ShellProcess: Send {
     fn wait(&mut self) -> io::Result<i32>;
 }
 
+/// The PTY master's descriptor (a duplicate of it, closed on drop), switched to
+/// non-blocking, for reading output on the async runtime. The writer shares its open file,
+/// so it does not block either (it returns `WouldBlock` when the terminal's input is full).
+#[derive(Debug)]
+pub struct MasterFd(RawFd);
+
+impl MasterFd {
+    /// Duplicates `fd` (close-on-exec: shells never inherit it) and makes the file
+    /// non-blocking.
+    fn duplicate(fd: RawFd) -> io::Result<MasterFd> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let dup = MasterFd(fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(0)).map_err(io::Error::from)?);
+        let flags = fcntl(dup.0, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+        fcntl(dup.0, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+        Ok(dup)
+    }
+
+    /// One non-blocking read. `Ok(0)` or an `EIO` error: every holder of the terminal is
+    /// gone.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        nix::unistd::read(self.0, buf).map_err(io::Error::from)
+    }
+}
+
+impl AsRawFd for MasterFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Drop for MasterFd {
+    fn drop(&mut self) {
+        let _ = nix::unistd::close(self.0);
+    }
+}
+
 /// A shell just started.
 pub struct Spawned {
     /// Control of the terminal and the processes.
     pub pty: Box<dyn Pty>,
-    /// The PTY's output (blocking; EOF once every holder of the terminal is gone).
-    pub reader: Box<dyn Read + Send>,
-    /// The PTY's input (blocking).
+    /// The PTY's output, non-blocking.
+    pub master: MasterFd,
+    /// The PTY's input, non-blocking (see [`MasterFd`]).
     pub writer: Box<dyn Write + Send>,
     /// The shell's exit (blocking).
     pub process: Box<dyn ShellProcess>,
@@ -215,6 +254,13 @@ impl PtySystem for NativePtySystem {
         let pair = portable_pty::native_pty_system()
             .openpty(pty_size(size))
             .map_err(pty_error)?;
+        // Before the shell starts, so a failure here leaves nothing running.
+        let fd = pair
+            .master
+            .as_raw_fd()
+            .ok_or_else(|| io::Error::other("the PTY master has no descriptor"))?;
+        let master = MasterFd::duplicate(fd)?;
+        let writer = pair.master.take_writer().map_err(pty_error)?;
         // The default program is the login shell: `argv[0]` = `-NAME`, program = `$SHELL`
         // of the builder's environment.
         let mut builder = CommandBuilder::new_default_prog();
@@ -230,14 +276,12 @@ impl PtySystem for NativePtySystem {
         let pid = child
             .process_id()
             .ok_or_else(|| io::Error::other("the shell has no process id"))?;
-        let reader = pair.master.try_clone_reader().map_err(pty_error)?;
-        let writer = pair.master.take_writer().map_err(pty_error)?;
         Ok(Spawned {
             pty: Box::new(NativePty {
                 pid,
                 master: pair.master,
             }),
-            reader,
+            master,
             writer,
             process: Box::new(NativeProcess(child)),
         })

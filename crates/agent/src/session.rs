@@ -321,7 +321,9 @@ impl Runner {
                 )));
             }
         }
-        if let (Some(exited), None, Some(shell)) = (self.exited_at, self.exit_sent, &self.shell) {
+        if let (Some(exited), None, Some(shell)) =
+            (self.exited_at, self.exit_sent, self.shell.as_mut())
+        {
             let drained = shell.output_done()
                 || (now >= exited + self.config.exit_output_grace && !shell.output_pending());
             if drained && self.stalled.is_none() {
@@ -457,7 +459,7 @@ impl Runner {
                 }
                 Event::Data(data) => match data.payload_type {
                     PayloadType::Output => {
-                        if let Some(shell) = &self.shell {
+                        if let Some(shell) = self.shell.as_mut() {
                             shell.write(data.payload);
                         }
                     }

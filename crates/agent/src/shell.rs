@@ -1,25 +1,20 @@
-//! A shell on a PTY, bridged to tokio: blocking reads, writes and the wait each run on a
-//! dedicated thread.
+//! A shell on a PTY, on the async runtime: the master is read and written non-blocking
+//! (readiness from the runtime's poller), in the session's own task, so a keystroke and its
+//! echo cross no thread; only the wait for the shell's exit blocks, on a thread of its own.
 //!
-//! Output flows through a small bounded channel, so when the session stops taking output
-//! (its buffer is full while the client is away) the reader thread blocks, the PTY fills,
-//! and the shell blocks on its next write: nothing is lost, nothing grows without bound.
+//! Output is read only when the session asks for it (its buffer has room), so when the
+//! client is away the PTY fills and the shell blocks on its next write: nothing is lost,
+//! nothing grows without bound. Input the PTY cannot take yet waits here, in order.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Write as _};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::pty::{KillSignal, Pty, PtySystem, ShellCommand, WindowSize};
-
-/// Reads the reader thread may be ahead of the session by. A PTY read returns at most a
-/// page (Linux's line discipline buffer), so bulk output arrives as many small reads that
-/// [`Shell::next_event`] joins into one message.
-const OUTPUT_CHANNEL_CHUNKS: usize = 16;
-
-/// The reader thread's buffer: more than a PTY read ever returns.
-const READ_BUFFER: usize = 16 * 1024;
+use crate::pty::{KillSignal, MasterFd, Pty, PtySystem, ShellCommand, WindowSize};
 
 /// What [`Shell::next_event`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +30,13 @@ pub enum ShellEvent {
 /// A running shell.
 pub struct Shell {
     pty: Box<dyn Pty>,
-    input: mpsc::UnboundedSender<Vec<u8>>,
-    output: mpsc::Receiver<Vec<u8>>,
-    /// Waiting reads are joined until a chunk reaches this size.
+    master: AsyncFd<MasterFd>,
+    writer: Box<dyn io::Write + Send>,
+    /// Input the PTY has not taken yet (it was full).
+    input: Vec<u8>,
+    /// Output read by [`Shell::output_pending`] and not handed out yet.
+    read_ahead: Vec<u8>,
+    /// Largest chunk [`Shell::next_event`] hands out.
     chunk: usize,
     output_done: bool,
     exit: Option<oneshot::Receiver<i32>>,
@@ -53,16 +52,19 @@ impl std::fmt::Debug for Shell {
     }
 }
 
-fn thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(f)
-        .map(drop)
+/// Reads of a PTY that mean "no more output": end of file, or `EIO` (Linux's answer once
+/// the last holder of the terminal is gone).
+fn is_end(result: &io::Result<usize>) -> bool {
+    match result {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
+    }
 }
 
 impl Shell {
-    /// Starts `command` on a new PTY of `size`; output comes in chunks of about `chunk`
-    /// bytes (reads already waiting are joined until one reaches that size).
+    /// Starts `command` on a new PTY of `size`; output comes in chunks of at most `chunk`
+    /// bytes (whatever the terminal holds, up to that size). Must run on the runtime.
     pub fn start(
         system: &dyn PtySystem,
         command: &ShellCommand,
@@ -71,41 +73,25 @@ impl Shell {
     ) -> io::Result<Shell> {
         let spawned = system.spawn(command, size)?;
         let pty = spawned.pty;
-        let (output_tx, output) = mpsc::channel(OUTPUT_CHANNEL_CHUNKS);
-        let (input, mut input_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        // `new` is deprecated for types that might close their descriptor while registered
+        // (the safe way, `register`, is `unsafe`, which this workspace forbids). `MasterFd`
+        // owns its duplicate exclusively and closes it only when dropped, after `AsyncFd`
+        // has deregistered it, which is what `register` asks.
+        #[allow(deprecated)]
+        let registered = AsyncFd::new(spawned.master);
+        let master = match registered {
+            Ok(master) => master,
+            Err(e) => {
+                // Nothing would ever read it or wait for it: end it now.
+                pty.kill(KillSignal::Kill);
+                return Err(e);
+            }
+        };
         let (exit_tx, exit) = oneshot::channel();
-
-        let mut reader = spawned.reader;
-        let chunk = chunk.max(1);
-        let started = (|| {
-            let mut buf = vec![0; chunk.min(READ_BUFFER)];
-            thread("pty-reader", move || loop {
-                match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let read = buf.get(..n).unwrap_or_default().to_vec();
-                        if output_tx.blocking_send(read).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, "reading the PTY");
-                        break;
-                    }
-                }
-            })?;
-            let mut writer = spawned.writer;
-            thread("pty-writer", move || {
-                while let Some(data) = input_rx.blocking_recv() {
-                    if let Err(e) = writer.write_all(&data).and_then(|()| writer.flush()) {
-                        tracing::debug!(error = %e, "writing to the PTY");
-                        break;
-                    }
-                }
-            })?;
-            let mut process = spawned.process;
-            thread("pty-wait", move || {
+        let mut process = spawned.process;
+        let waiter = std::thread::Builder::new()
+            .name("pty-wait".to_owned())
+            .spawn(move || {
                 let code = match process.wait() {
                     Ok(code) => code,
                     Err(e) => {
@@ -114,18 +100,19 @@ impl Shell {
                     }
                 };
                 let _ = exit_tx.send(code);
-            })
-        })();
-        if let Err(e) = started {
+            });
+        if let Err(e) = waiter {
             // No thread to wait for it: end it now rather than leave it unreaped forever.
             pty.kill(KillSignal::Kill);
             return Err(e);
         }
         Ok(Shell {
             pty,
-            input,
-            output,
-            chunk,
+            master,
+            writer: spawned.writer,
+            input: Vec::new(),
+            read_ahead: Vec::new(),
+            chunk: chunk.max(1),
             output_done: false,
             exit: Some(exit),
             exit_code: None,
@@ -137,10 +124,32 @@ impl Shell {
         self.pty.pid()
     }
 
-    /// Queues input for the PTY (never blocks; the writer thread does).
-    pub fn write(&self, data: Vec<u8>) {
-        if !data.is_empty() {
-            let _ = self.input.send(data);
+    /// Sends input to the PTY (never blocks: what it cannot take yet is kept, in order,
+    /// and written as it makes room).
+    pub fn write(&mut self, data: Vec<u8>) {
+        if self.input.is_empty() {
+            self.input = data;
+        } else {
+            self.input.extend_from_slice(&data);
+        }
+        self.flush_input();
+    }
+
+    /// Writes as much pending input as the PTY takes now.
+    fn flush_input(&mut self) {
+        while !self.input.is_empty() {
+            match self.writer.write(&self.input) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.input.drain(..n.min(self.input.len()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "writing to the PTY");
+                    self.input.clear();
+                }
+            }
         }
     }
 
@@ -149,44 +158,85 @@ impl Shell {
         self.pty.resize(size)
     }
 
+    /// Reads whatever the terminal holds now, up to `self.chunk` in all, into `out`.
+    /// Returns false once the output has ended.
+    fn read_now(&mut self, out: &mut Vec<u8>) -> bool {
+        let mut buf = [0u8; 4096];
+        while out.len() < self.chunk {
+            let want = buf.len().min(self.chunk - out.len());
+            // A WouldBlock clears the readiness, and the runtime wakes `readable` again when
+            // there is more.
+            let result = self.master.try_io(Interest::READABLE, |fd| {
+                fd.read(buf.get_mut(..want).unwrap_or_default())
+            });
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result if is_end(&result) => return false,
+                Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
     /// The next thing that happens: output (only if `read`), the end of output, or the
     /// shell's exit. Each of the last two is reported once; then only the rest can come.
     pub async fn next_event(&mut self, read: bool) -> ShellEvent {
-        let read = read && !self.output_done;
-        let output = &mut self.output;
-        let limit = self.chunk;
-        let exit = &mut self.exit;
-        let event = tokio::select! {
-            chunk = output.recv(), if read => match chunk {
-                Some(mut chunk) => {
-                    // The last read joined may overshoot `chunk`; the session cuts its
-                    // messages to the payload limit anyway.
-                    while chunk.len() < limit {
-                        match output.try_recv() {
-                            Ok(more) => chunk.extend(more),
-                            Err(_) => break,
+        loop {
+            if read && !self.read_ahead.is_empty() {
+                return ShellEvent::Output(std::mem::take(&mut self.read_ahead));
+            }
+            let read = read && !self.output_done;
+            let writing = !self.input.is_empty();
+            let event = tokio::select! {
+                ready = self.master.readable(), if read => match ready {
+                    Ok(guard) => {
+                        drop(guard);
+                        let mut out = Vec::new();
+                        let open = self.read_now(&mut out);
+                        if !out.is_empty() {
+                            if !open {
+                                self.output_done = true;
+                            }
+                            Some(ShellEvent::Output(out))
+                        } else if !open {
+                            Some(ShellEvent::OutputEnd)
+                        } else {
+                            None
                         }
                     }
-                    ShellEvent::Output(chunk)
+                    Err(_) => Some(ShellEvent::OutputEnd),
+                },
+                ready = self.master.writable(), if writing => {
+                    if ready.is_ok() {
+                        self.flush_input();
+                    } else {
+                        self.input.clear();
+                    }
+                    None
+                },
+                code = async {
+                    match self.exit.as_mut() {
+                        Some(exit) => exit.await.unwrap_or(1),
+                        None => std::future::pending().await,
+                    }
+                } => Some(ShellEvent::Exited(code)),
+            };
+            match event {
+                Some(ShellEvent::OutputEnd) => {
+                    self.output_done = true;
+                    return ShellEvent::OutputEnd;
                 }
-                None => ShellEvent::OutputEnd,
-            },
-            code = async {
-                match exit.as_mut() {
-                    Some(exit) => exit.await.unwrap_or(1),
-                    None => std::future::pending().await,
+                Some(ShellEvent::Exited(code)) => {
+                    self.exit = None;
+                    self.exit_code = Some(code);
+                    return ShellEvent::Exited(code);
                 }
-            } => ShellEvent::Exited(code),
-        };
-        match event {
-            ShellEvent::OutputEnd => self.output_done = true,
-            ShellEvent::Exited(code) => {
-                self.exit = None;
-                self.exit_code = Some(code);
+                Some(output) => return output,
+                None => {}
             }
-            ShellEvent::Output(_) => {}
         }
-        event
     }
 
     /// Whether the PTY reached its end (every holder of the terminal is gone).
@@ -194,9 +244,17 @@ impl Shell {
         self.output_done
     }
 
-    /// Whether output is waiting in the channel right now.
-    pub fn output_pending(&self) -> bool {
-        !self.output.is_empty()
+    /// Whether output is waiting in the terminal right now (it is read ahead, and handed
+    /// out by the next [`Shell::next_event`]).
+    pub fn output_pending(&mut self) -> bool {
+        if self.read_ahead.is_empty() && !self.output_done {
+            let mut out = Vec::new();
+            if !self.read_now(&mut out) {
+                self.output_done = out.is_empty();
+            }
+            self.read_ahead = out;
+        }
+        !self.read_ahead.is_empty()
     }
 
     /// The exit code, if the shell exited and [`Shell::next_event`] (or a kill) saw it.

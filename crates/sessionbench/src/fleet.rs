@@ -30,7 +30,8 @@ use tokio::sync::Semaphore;
 
 use crate::{find, open, Term};
 
-const NODE: &str = "i-0885b2e35926f1fb3";
+/// The seed's node (tag Project=test), where TestUserA may open shells.
+pub const NODE: &str = "i-0885b2e35926f1fb3";
 const REGION: &str = "ap-northeast-1";
 /// Sessions being opened at the same time.
 const OPENING: usize = 32;
@@ -82,6 +83,42 @@ pub fn options(args: impl Iterator<Item = String>) -> anyhow::Result<FleetOption
         bail!("--sessions, --lines and --interval must be > 0");
     }
     Ok(opts)
+}
+
+/// `portcullis server --seed` and a registered `portcullis agent run`, as child processes
+/// in a temp dir, and TestUserA's client.
+pub struct World {
+    server: Process,
+    agent: Process,
+    pub api: Arc<SsmClient>,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    pub async fn start() -> anyhow::Result<World> {
+        let bin = portcullis_bin()?;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let (server, endpoint) = server(&bin, &data).await?;
+        let agent = agent(&bin, &data, &endpoint).await?;
+        let api = Arc::new(client(&data, &endpoint)?);
+        Ok(World {
+            server,
+            agent,
+            api,
+            _dir: dir,
+        })
+    }
+
+    /// Opens a session and `exit`s it as soon as the agent's control channel is up.
+    pub async fn wait_online(&self) -> anyhow::Result<()> {
+        close(wait_for_agent(&self.api, u64::from(u32::MAX)).await?).await
+    }
+
+    pub async fn stop(self) {
+        self.agent.stop().await;
+        self.server.stop().await;
+    }
 }
 
 /// A child process killed when dropped.
@@ -338,16 +375,11 @@ struct Totals {
 }
 
 pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
-    let bin = portcullis_bin()?;
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let (server, endpoint) = server(&bin, &data).await?;
-    let agent = agent(&bin, &data, &endpoint).await?;
-    let api = Arc::new(client(&data, &endpoint)?);
+    let world = World::start().await?;
+    let (server, agent, api) = (&world.server, &world.agent, world.api.clone());
 
     // Warm up: the first session brings the agent's control channel and both caches up.
-    let warm = wait_for_agent(&api, opts.sessions as u64).await?;
-    close(warm).await?;
+    world.wait_online().await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (server_before, agent_before) = (server.usage()?, agent.usage()?);
 
@@ -452,8 +484,7 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
     }
     let terminated = terminated_count(&api, &ids).await?;
     let (server_end, agent_end) = (server.usage()?, agent.usage()?);
-    agent.stop().await;
-    server.stop().await;
+    world.stop().await;
 
     let rounds = totals.rounds.load(Ordering::Relaxed);
     let failures = totals.failures.load(Ordering::Relaxed);

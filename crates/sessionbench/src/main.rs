@@ -1,55 +1,41 @@
 //! `portcullis-sessionbench`: shell sessions through Portcullis side by side with OpenSSH
 //! `sshd` on 127.0.0.1, in the same run.
 //!
-//! Ours: the real server (axum, SQLite in a temp dir) and the real agent (`/bin/sh` on a
-//! PTY, `PS1='$ '`, `TERM=dumb`) in this process, driven by `portcullis_client`'s data
-//! channel. Theirs: a throwaway `sshd -D` on a free port with a temp host key and a temp
-//! authorized key (the system's sshd configuration is not touched), driven by the `ssh`
-//! client as a child process (`ssh -tt`, the same `/bin/sh` on the remote PTY).
+//! Ours: the real `portcullis server --seed` and `portcullis agent run` binaries as child
+//! processes ([`fleet::World`]; the agent's shell is `/bin/sh` on a PTY), driven by
+//! `portcullis_client`'s data channel in this process as TestUserA. Theirs: a throwaway
+//! `sshd -D` on a free port with a temp host key and a temp authorized key (the system's
+//! sshd configuration is not touched), driven by the `ssh` client as a child process
+//! (`ssh -tt`, the same `/bin/sh` on the remote PTY).
 //!
 //! Measured:
 //! 1. time from StartSession to the first prompt byte, vs `ssh 127.0.0.1 true` wall time;
 //! 2. keystroke echo round trip: one byte in, wait for its echo;
 //! 3. bulk output of `head -c <N>M /dev/zero` through the PTY, MiB/s.
 //!
-//! Run (as root, `sshd` needs it): `cargo run --release -p portcullis-sessionbench --
-//! [--starts 20] [--keys 500] [--bulk-mib 200]`; `SESSIONBENCH_DEBUG=1` prints every output chunk.
+//! Run (as root, `sshd` needs it): `cargo build --release -p portcullis-cli -p
+//! portcullis-sessionbench && target/release/portcullis-sessionbench [--starts 20]
+//! [--keys 500] [--bulk-mib 200]`; `SESSIONBENCH_DEBUG=1` prints every output chunk.
 //!
 //! `portcullis-sessionbench fleet` is the other benchmark: many concurrent sessions through
 //! the real binaries, their memory and every byte of their output ([`fleet`]).
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-
-mod fleet;
-use portcullis_agent::{AgentConfig, Registration, SessionConfig, ShellCommand};
 use portcullis_client::channel::{Channel, ChannelOptions, Input};
-use portcullis_client::config::{Credentials, ResolvedConfig};
-use portcullis_client::{ApiError, SsmClient, StartSession, StreamGrant};
-use portcullis_core::model::Tag;
-use portcullis_core::ops_ssm::{NewActivation, RegisterNode};
-use portcullis_core::{Caller, Service};
-use portcullis_store::SqliteStore;
+use portcullis_client::{SsmClient, StartSession, StreamGrant};
 use portcullis_stream::SizeData;
 use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 
-const REGION: &str = "us-east-1";
-const NODE: &str = "i-0123456789abcdef0";
-const POLICY: &str = r#"{
-  "Version": "2012-10-17",
-  "Statement": [
-    {"Effect": "Allow", "Action": ["ssm:StartSession", "ssm:ResumeSession", "ssm:TerminateSession"], "Resource": "*"}
-  ]
-}"#;
-/// What both sides run on their PTY.
+mod fleet;
+
+/// What ssh's side runs on its PTY (ours: the agent's login environment with `/bin/sh`).
 const SHELL_ENV: [(&str, &str); 3] = [("PS1", "$ "), ("TERM", "dumb"), ("ENV", "")];
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -96,8 +82,15 @@ fn options() -> anyhow::Result<Options> {
 // ---------------------------------------------------------------------------------------
 // A terminal, either side: bytes in, chunks of output out.
 
+/// Where typed bytes go: straight to our client's channel, or to the task that writes
+/// ssh's stdin (one hand-off each).
+enum TermInput {
+    Bytes(mpsc::Sender<Vec<u8>>),
+    Channel(mpsc::Sender<Input>),
+}
+
 struct Term {
-    input: mpsc::Sender<Vec<u8>>,
+    input: TermInput,
     output: mpsc::UnboundedReceiver<Vec<u8>>,
     /// Output read but not yet consumed by a `wait_*`.
     pending: Vec<u8>,
@@ -105,10 +98,14 @@ struct Term {
 
 impl Term {
     async fn send(&self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.input
-            .send(bytes.to_vec())
-            .await
-            .context("the session's input is closed")
+        let sent = match &self.input {
+            TermInput::Bytes(tx) => tx.send(bytes.to_vec()).await.is_ok(),
+            TermInput::Channel(tx) => tx.send(Input::Data(bytes.to_vec())).await.is_ok(),
+        };
+        if !sent {
+            bail!("the session's input is closed");
+        }
+        Ok(())
     }
 
     async fn chunk(&mut self) -> anyhow::Result<Vec<u8>> {
@@ -192,158 +189,23 @@ impl AsyncWrite for Chunks {
 }
 
 // ---------------------------------------------------------------------------------------
-// Ours: server + agent in-process.
-
-struct Ours {
-    addr: SocketAddr,
-    key: (String, String),
-    node: String,
-    node_credential: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn ours() -> anyhow::Result<Ours> {
-    let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(&dir.path().join("portcullis.db")).await?;
-    let boot = Service::start(Arc::new(store), Some("123456789012"), REGION).await?;
-    let service = Arc::new(boot.service);
-    let root_key = boot.new_root_key.context("a new store has a root key")?;
-    let identity = service
-        .authenticate(&root_key.id)
-        .await?
-        .context("root key")?;
-    let root = Caller::new(identity, &root_key.id, "127.0.0.1", false);
-    service
-        .create_user(&root, "alice", None, &[Tag::new("Team", "ops")], None)
-        .await?;
-    let policy = service
-        .create_policy(&root, "sessions", None, POLICY, None)
-        .await?;
-    service
-        .attach_user_policy(&root, "alice", &policy.arn)
-        .await?;
-    let key = service.create_access_key(&root, Some("alice")).await?;
-    let new = NewActivation {
-        iam_role: "SSMServiceRole".into(),
-        ..NewActivation::default()
-    };
-    let (activation, code) = service.create_activation(&root, &new).await?;
-    let reg = service
-        .register_node(&RegisterNode {
-            activation_id: activation.id,
-            activation_code: code,
-            instance_id: Some(NODE.into()),
-            hostname: "node-1".into(),
-            platform: "Linux".into(),
-            ..RegisterNode::default()
-        })
-        .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let state = Arc::new(portcullis_server::AppState::new(service, false));
-    tokio::spawn(portcullis_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    Ok(Ours {
-        addr,
-        key: (key.id, key.secret),
-        node: reg.node_id,
-        node_credential: reg.credential,
-        _dir: dir,
-    })
-}
-
-impl Ours {
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn client(&self) -> anyhow::Result<SsmClient> {
-        Ok(SsmClient::new(&ResolvedConfig {
-            profile: "default".into(),
-            credentials: Credentials {
-                access_key_id: self.key.0.clone(),
-                secret_access_key: self.key.1.clone(),
-                session_token: None,
-                source: "sessionbench".into(),
-            },
-            region: REGION.into(),
-            endpoint_url: self.endpoint(),
-            ca_bundle: None,
-        })?)
-    }
-
-    /// The real agent, in this process, for the rest of the run.
-    fn start_agent(&self, home: &Path) {
-        let mut config = AgentConfig::new(Registration {
-            server: self.endpoint(),
-            node_id: self.node.clone(),
-            credential: self.node_credential.clone(),
-            ca_certificates: None,
-        });
-        let mut env = vec![
-            ("PATH".into(), "/usr/bin:/bin".into()),
-            ("HOME".into(), home.display().to_string()),
-        ];
-        env.extend(SHELL_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
-        config.session = SessionConfig {
-            shell: Some(ShellCommand {
-                program: "/bin/sh".into(),
-                home: home.to_owned(),
-                env,
-            }),
-            ..SessionConfig::default()
-        };
-        tokio::spawn(portcullis_agent::run(config, std::future::pending()));
-    }
-}
+// Ours: the real `portcullis server` and `portcullis agent` ([`fleet::World`]).
 
 async fn start_session(api: &SsmClient) -> anyhow::Result<StreamGrant> {
     let input = StartSession {
-        target: NODE.into(),
+        target: fleet::NODE.into(),
         ..StartSession::default()
     };
     Ok(api.start_session(&input).await?)
 }
 
-/// StartSession, retried while the agent's control channel comes up.
-async fn wait_online(api: &SsmClient) -> anyhow::Result<()> {
-    for _ in 0..400 {
-        match start_session(api).await {
-            Ok(grant) => {
-                let mut term = open(api, grant);
-                term.wait_prompt().await?;
-                return close(term).await;
-            }
-            Err(e) => match e.downcast_ref::<ApiError>() {
-                Some(ApiError::Aws { code, .. }) if code == "TargetNotConnected" => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                _ => return Err(e),
-            },
-        }
-    }
-    bail!("the agent never came online")
-}
-
 /// Opens the data channel of `grant` and returns its terminal.
 fn open(api: &SsmClient, grant: StreamGrant) -> Term {
-    let (input, mut bytes) = mpsc::channel::<Vec<u8>>(64);
     let (to_channel, mut from_term) = mpsc::channel::<Input>(64);
     let (out_tx, output) = mpsc::unbounded_channel();
     let tls = api.tls().clone();
-    tokio::spawn(async move {
-        let _ = to_channel
-            .send(Input::Size(SizeData { cols: 80, rows: 24 }))
-            .await;
-        while let Some(b) = bytes.recv().await {
-            if to_channel.send(Input::Data(b)).await.is_err() {
-                break;
-            }
-        }
-    });
+    // Room for it: the channel is new.
+    let _ = to_channel.try_send(Input::Size(SizeData { cols: 80, rows: 24 }));
     tokio::spawn(async move {
         let channel = Channel::new(grant, None, tls, ChannelOptions::default());
         let mut out = Chunks(out_tx.clone());
@@ -354,7 +216,7 @@ fn open(api: &SsmClient, grant: StreamGrant) -> Term {
         }
     });
     Term {
-        input,
+        input: TermInput::Channel(to_channel),
         output,
         pending: Vec::new(),
     }
@@ -539,7 +401,7 @@ impl Sshd {
         });
         Ok((
             Term {
-                input,
+                input: TermInput::Bytes(input),
                 output,
                 pending: Vec::new(),
             },
@@ -602,11 +464,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let opts = options()?;
 
-    let world = ours().await?;
-    let home = tempfile::tempdir()?;
-    world.start_agent(home.path());
-    let api = world.client()?;
-    wait_online(&api).await.context("agent online")?;
+    let world = fleet::World::start().await?;
+    let api = world.api.clone();
+    world.wait_online().await.context("agent online")?;
     eprintln!("agent online");
     let mut sshd = sshd().await?;
     eprintln!("sshd listening");
