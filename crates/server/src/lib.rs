@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 mod analyzer_api;
 pub mod channels;
 mod console;
+mod console_admin;
 mod ec2_api;
 mod iam_api;
 pub mod metrics;
