@@ -41,6 +41,7 @@ const SIGNIN_HTML: &str = include_str!("../../../web/signin.html");
 const APP_HTML: &str = include_str!("../../../web/app.html");
 const CONSOLE_CSS: &str = include_str!("../../../web/console.css");
 const CONSOLE_JS: &str = include_str!("../../../web/console.js");
+const ADMIN_JS: &str = include_str!("../../../web/admin.js");
 const SIGNIN_JS: &str = include_str!("../../../web/signin.js");
 const TERMINAL_HTML: &str = include_str!("../../../web/terminal.html");
 const TERMINAL_JS: &str = include_str!("../../../web/terminal.js");
@@ -86,6 +87,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/console/assets/console.js",
             get(|| async { asset("text/javascript", CONSOLE_JS) }),
+        )
+        .route(
+            "/console/assets/admin.js",
+            get(|| async { asset("text/javascript", ADMIN_JS) }),
         )
         .route(
             "/console/assets/signin.js",
