@@ -218,14 +218,15 @@ async function policyPage(main) {
   const state = el("span", { id: "policy-status", class: "muted" });
   const save = el("button", { type: "button", class: "primary", id: "policy-save" }, kind === "managed" ? "Save as new default version…" : "Save…");
   const nameInput = el("input", { id: "policy-name", "aria-label": "Inline policy name", value: name, placeholder: "Policy name" });
-  main.replaceChildren(
+  const bands = el("div", { class: "bands", "aria-hidden": "true" });
+  main.replaceChildren(...[
     el("h1", {}, "Policy editor"),
     el("div", { class: "muted mono", id: "policy-title" }, arn || ("user " + user + " inline policy ")),
     kind === "inline" ? el("div", { class: "toolbar" }, nameInput) : null,
     slot,
-    el("div", { class: "editor" }, gutter, text),
+    el("div", { class: "editor" }, gutter, el("div", { class: "code" }, bands, text)),
     el("div", { class: "toolbar" }, save, state),
-    problems);
+    problems].filter(Boolean));
   if (arn) {
     const { ok, data } = await api("/console/api/policy?arn=" + encodeURIComponent(arn));
     if (!ok) { slot.replaceChildren(refusal(data, "Reading the policy was refused")); return; }
@@ -249,9 +250,17 @@ async function policyPage(main) {
       rows.push(el("div", { "data-line": String(i), class: m ? "mark-" + m : "" }, String(i)));
     }
     gutter.replaceChildren(...rows);
-    gutter.scrollTop = text.scrollTop;
+    // The marked lines again, as bands behind the text.
+    const band = [];
+    for (let i = 1; i <= n; i++) band.push(el("div", { class: marks.get(i) ? "band-" + marks.get(i) : "" }));
+    bands.replaceChildren(...band);
+    follow();
   };
-  text.addEventListener("scroll", () => { gutter.scrollTop = text.scrollTop; });
+  const follow = () => {
+    gutter.scrollTop = text.scrollTop;
+    bands.style.transform = "translate(" + (-text.scrollLeft) + "px," + (-text.scrollTop) + "px)";
+  };
+  text.addEventListener("scroll", follow);
   const goTo = (line, column) => {
     const lines = text.value.split("\n");
     let at = 0;
@@ -341,7 +350,7 @@ async function activationsPage(main) {
       await load();
     });
   }
-  main.replaceChildren(el("h1", {}, "Activations"), form, slot, body);
+  main.replaceChildren(...[el("h1", {}, "Activations"), form, slot, body].filter(Boolean));
   const load = async () => {
     const { ok, data } = await api("/console/api/activations");
     if (!ok) { body.replaceChildren(refusal(data, "Listing activations was refused")); return; }

@@ -101,9 +101,9 @@ impl Req {
         caller: &Caller,
         operation: &str,
         result: Result<T, Error>,
-    ) -> Result<T, Response> {
+    ) -> Result<T, Fail> {
         audit(&self.state, caller, operation, result.as_ref().err()).await;
-        result.map_err(|e| operation_error(&self.state, caller, operation, &e))
+        result.map_err(|e| Box::new(operation_error(&self.state, caller, operation, &e)))
     }
 }
 
@@ -112,35 +112,38 @@ async fn signed(
     peer: SocketAddr,
     headers: &HeaderMap,
     post: bool,
-) -> Result<Req, Response> {
+) -> Result<Req, Fail> {
     let user = signed_in(&state, headers).await?;
     if post {
-        check_csrf(&state, headers, &user).map_err(IntoResponse::into_response)?;
+        check_csrf(&state, headers, &user).map_err(|r| Box::new(r.into_response()))?;
     }
     Ok(Req { state, user, peer })
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    json_reply(
+/// Handlers fail with a boxed reply (a `Response` is large to move around in a `Result`).
+type Fail = Box<Response>;
+
+fn bad(message: impl Into<String>) -> Fail {
+    Box::new(json_reply(
         StatusCode::BAD_REQUEST,
         json!({"code": "ValidationException", "message": message.into()}),
-    )
+    ))
 }
 
-fn body_json(body: &[u8]) -> Result<Value, Response> {
+fn body_json(body: &[u8]) -> Result<Value, Fail> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
         _ => Err(bad("The request body must be a JSON object.")),
     }
 }
 
-fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Response> {
+fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Fail> {
     body.get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| bad(format!("`{name}` must be a string.")))
 }
 
-fn tags_of(body: &Value, name: &str) -> Result<Vec<Tag>, Response> {
+fn tags_of(body: &Value, name: &str) -> Result<Vec<Tag>, Fail> {
     let Some(items) = body.get(name).and_then(Value::as_array) else {
         return Err(bad(format!(
             "`{name}` must be a list of {{\"Key\", \"Value\"}}."
@@ -162,7 +165,7 @@ fn tags_of(body: &Value, name: &str) -> Result<Vec<Tag>, Response> {
         .collect()
 }
 
-fn keys_of(body: &Value, name: &str) -> Result<Vec<String>, Response> {
+fn keys_of(body: &Value, name: &str) -> Result<Vec<String>, Fail> {
     let Some(items) = body.get(name).and_then(Value::as_array) else {
         return Err(bad(format!("`{name}` must be a list of tag keys.")));
     };
@@ -198,8 +201,8 @@ fn ok(body: Value) -> Response {
     json_reply(StatusCode::OK, body)
 }
 
-fn flatten(r: Result<Response, Response>) -> Response {
-    r.unwrap_or_else(|e| e)
+fn flatten(r: Result<Response, Fail>) -> Response {
+    r.unwrap_or_else(|e| *e)
 }
 
 // ---- what the signed-in principal may use -------------------------------------------------
@@ -211,7 +214,7 @@ async fn capabilities(
 ) -> Response {
     let r = match signed(state, peer, &headers, false).await {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let svc = &r.state.service;
     let users = svc.user_arn("/", "*");
@@ -239,7 +242,7 @@ async fn capabilities(
 /// One user as the Users page shows them, from `GetUser`, `ListGroupsForUser`,
 /// `ListAttachedUserPolicies` and `ListUserPolicies`; a refused list is `null` with its
 /// refusal in `errors`.
-async fn user_json(r: &Req, name: &str) -> Result<Value, Response> {
+async fn user_json(r: &Req, name: &str) -> Result<Value, Fail> {
     let svc = &r.state.service;
     let c = r.caller();
     let (u, tags) = r
@@ -540,7 +543,7 @@ async fn policy(
     )
 }
 
-fn kind_of(body: &Value) -> Result<PolicyKind, Response> {
+fn kind_of(body: &Value) -> Result<PolicyKind, Fail> {
     match body.get("Kind").and_then(Value::as_str) {
         Some("managed") => Ok(PolicyKind::Managed),
         Some("inline") => Ok(PolicyKind::Inline),
@@ -867,11 +870,11 @@ async fn activation_delete(
 
 /// Authorizes an access-analysis answer (the rule in the module docs) and loads the fleet.
 /// `users`: the user names the answer is about, or `None` for every user.
-async fn analysis_fleet(r: &Req, users: Option<&[String]>) -> Result<Fleet, Response> {
+async fn analysis_fleet(r: &Req, users: Option<&[String]>) -> Result<Fleet, Fail> {
     let svc = &r.state.service;
     let fleet = Fleet::load(svc.store().as_ref()).await.map_err(|e| {
         let c = r.caller();
-        operation_error(&r.state, &c, "SimulatePrincipalPolicy", &e)
+        Box::new(operation_error(&r.state, &c, "SimulatePrincipalPolicy", &e))
     })?;
     let c = r.caller();
     let mut check = svc.authorize(&c, "ssm:DescribeInstanceInformation", "*", &[], &[]);
@@ -916,10 +919,10 @@ async fn node_who_can(
             let r = signed(state, peer, &headers, false).await?;
             let fleet = analysis_fleet(&r, None).await?;
             let Some(n) = fleet.node_index(&id) else {
-                return Err(json_reply(
+                return Err(Box::new(json_reply(
                     StatusCode::BAD_REQUEST,
                     json!({"code": "InvalidInstanceId", "message": format!("Instance id {id} is not valid.")}),
-                ));
+                )));
             };
             let context = default_context(&fleet, portcullis_core::service::now());
             let answers = who_can(&fleet, n, SHELL, &context);
@@ -947,10 +950,10 @@ async fn user_what_can(
             let r = signed(state, peer, &headers, false).await?;
             let fleet = analysis_fleet(&r, Some(std::slice::from_ref(&name))).await?;
             let Some(u) = fleet.user_index(&name) else {
-                return Err(json_reply(
+                return Err(Box::new(json_reply(
                     StatusCode::NOT_FOUND,
                     json!({"code": "NoSuchEntity", "message": format!("The user with name {name} cannot be found.")}),
-                ));
+                )));
             };
             let context = default_context(&fleet, portcullis_core::service::now());
             let answers = what_can(&fleet, u, &[SHELL], &context);
@@ -966,18 +969,18 @@ async fn user_what_can(
     )
 }
 
-fn proposed(text: &str, kind: PolicyKind) -> Result<Policy, Response> {
+fn proposed(text: &str, kind: PolicyKind) -> Result<Policy, Fail> {
     Policy::parse_as(text, kind).map_err(|e| {
         let err = policy_error(&e);
-        json_reply(
+        Box::new(json_reply(
             StatusCode::BAD_REQUEST,
             json!({"code": err.code, "message": err.message}),
-        )
+        ))
     })
 }
 
 /// Applies the change described by `body` to `after`; returns what it is, in words.
-fn apply(after: &mut Fleet, body: &Value, attach_doc: Option<String>) -> Result<String, Response> {
+fn apply(after: &mut Fleet, body: &Value, attach_doc: Option<String>) -> Result<String, Fail> {
     let text = |k: &str| body.get(k).and_then(Value::as_str);
     let has = |k: &str| body.get(k).is_some();
     let add = if has("AddTags") {
