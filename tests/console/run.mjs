@@ -4,7 +4,8 @@
 // driven by playwright-core. Terminal tests type into xterm.js and read its rows back; a
 // small TCP proxy in front of the server lets a test cut every connection.
 // Prints each test, writes screenshots of each page to CONSOLE_SCREENSHOTS (default
-// target/console-screenshots), and ends with `N passed, N failed`.
+// target/console-screenshots; the window is CONSOLE_VIEWPORT, default 1280x800), and ends
+// with `N passed, N failed`.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -22,6 +23,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const BIN = path.resolve(ROOT, process.env.PORTCULLIS_BIN || "target/debug/portcullis");
 const SHOTS = path.resolve(ROOT, process.env.CONSOLE_SCREENSHOTS || "target/console-screenshots");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+// The browser window, WIDTHxHEIGHT (docs/screenshots/ are taken at 1024x640 to stay small).
+const [VIEW_W, VIEW_H] = (process.env.CONSOLE_VIEWPORT || "1280x800").split("x").map(Number);
 const ACCOUNT = "123456789012";
 const REGION = "ap-northeast-1";
 const TEST_NODE = "i-0885b2e35926f1fb3";
@@ -610,7 +613,7 @@ test("the terminal follows the window: a resize reaches the shell (stty size)", 
 
 test("a cut connection resumes (ResumeSession): nothing typed or printed before, during or after is lost", async ({ browser, world }) => {
   const proxy = await startProxy(world.endpoint);
-  const context = await browser.newContext({ baseURL: proxy.endpoint, viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ baseURL: proxy.endpoint, viewport: { width: VIEW_W, height: VIEW_H + 100 } });
   try {
     const page = await context.newPage();
     await signInWithPassword(page, "TestUserA", PASSWORD);
@@ -1095,7 +1098,7 @@ async function main() {
     const only = process.argv[2];
     for (const t of tests) {
       if (only && !t.name.includes(only)) continue;
-      const context = await browser.newContext({ baseURL: endpoint, viewport: { width: 1280, height: 800 } });
+      const context = await browser.newContext({ baseURL: endpoint, viewport: { width: VIEW_W, height: VIEW_H } });
       const page = await context.newPage();
       const started = Date.now();
       try {
