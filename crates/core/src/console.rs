@@ -185,6 +185,20 @@ impl SignInLimiter {
         }
     }
 
+    /// Takes back one failure of `key` (an attempt counted when it started that turned out
+    /// not to be a failed guess), and its lock if it is within the free ones again.
+    pub fn forgive(&mut self, key: &str, free: u32) {
+        if let Some(f) = self.counted.get_mut(key) {
+            f.count = f.count.saturating_sub(1);
+            if f.count <= free {
+                f.locked_until = 0;
+            }
+            if f.count == 0 {
+                self.counted.remove(key);
+            }
+        }
+    }
+
     pub fn succeeded(&mut self, key: &str) {
         self.counted.remove(key);
     }
@@ -282,15 +296,22 @@ impl Service {
     ) -> (Result<NewSession>, Result<()>) {
         let name_key = attempt.limit_key();
         let addr_key = format!("ip:{source_ip}");
+        // An attempt counts as a failure from the moment it starts (so that many attempts
+        // in parallel cannot all get past the lock check), and is forgiven if it succeeds.
         let locked = {
             let mut limiter = self
                 .sign_in_limits
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let t = now();
-            let a = limiter.locked(&name_key, t);
-            let b = limiter.locked(&addr_key, t);
-            a.max(b)
+            let locked = limiter
+                .locked(&name_key, t)
+                .max(limiter.locked(&addr_key, t));
+            if locked.is_none() {
+                limiter.failed(&name_key, t, FREE_FAILURES_PER_NAME);
+                limiter.failed(&addr_key, t, FREE_FAILURES_PER_ADDRESS);
+            }
+            locked
         };
         let result = match locked {
             Some(seconds) => Err(throttled(seconds)),
@@ -307,13 +328,17 @@ impl Service {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match &result {
-                Ok(_) => limiter.succeeded(&name_key),
-                Err(e) if e.code == "SignInFailed" => {
-                    let t = now();
-                    limiter.failed(&name_key, t, FREE_FAILURES_PER_NAME);
-                    limiter.failed(&addr_key, t, FREE_FAILURES_PER_ADDRESS);
+                Ok(_) => {
+                    limiter.succeeded(&name_key);
+                    limiter.forgive(&addr_key, FREE_FAILURES_PER_ADDRESS);
                 }
-                Err(_) => {}
+                // A wrong user name, password or key stays counted; anything else (a
+                // password that must be reset, a store failure) was not a guess.
+                Err(e) if e.code == "SignInFailed" => {}
+                Err(_) => {
+                    limiter.forgive(&name_key, FREE_FAILURES_PER_NAME);
+                    limiter.forgive(&addr_key, FREE_FAILURES_PER_ADDRESS);
+                }
             }
         }
         let event = AuditEvent {
@@ -568,6 +593,26 @@ mod tests {
         assert_eq!(l.locked("user:b", 200), None, "other names are not locked");
         l.succeeded("user:a");
         assert_eq!(l.locked("user:a", 200), None);
+    }
+
+    #[test]
+    fn a_forgiven_attempt_no_longer_counts() {
+        let mut l = SignInLimiter::default();
+        for _ in 0..5 {
+            l.failed("ip:1", 0, 5);
+        }
+        l.failed("ip:1", 0, 5);
+        assert!(l.locked("ip:1", 0).is_some());
+        l.forgive("ip:1", 5);
+        assert_eq!(
+            l.locked("ip:1", 0),
+            None,
+            "back to five: within the free ones"
+        );
+        l.failed("ip:1", 0, 5);
+        assert_eq!(l.locked("ip:1", 0), Some(30));
+        l.forgive("ip:2", 5);
+        assert_eq!(l.locked("ip:2", 0), None);
     }
 
     #[test]

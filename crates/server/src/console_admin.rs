@@ -242,12 +242,23 @@ async fn capabilities(
 /// One user as the Users page shows them, from `GetUser`, `ListGroupsForUser`,
 /// `ListAttachedUserPolicies` and `ListUserPolicies`; a refused list is `null` with its
 /// refusal in `errors`.
-async fn user_json(r: &Req, name: &str) -> Result<Value, Fail> {
+/// In a list (`in_list`), a refused `GetUser` is that user's row saying so; alone, it is
+/// the reply.
+async fn user_json(r: &Req, name: &str, in_list: bool) -> Result<Value, Fail> {
     let svc = &r.state.service;
     let c = r.caller();
-    let (u, tags) = r
-        .done(&c, "GetUser", svc.get_user(&c, Some(name)).await)
-        .await?;
+    let got = svc.get_user(&c, Some(name)).await;
+    let (u, tags) = match got {
+        Err(e) if in_list => {
+            audit(&r.state, &c, "GetUser", Some(&e)).await;
+            return Ok(json!({
+                "UserName": name, "Tags": null, "Groups": null,
+                "AttachedPolicies": null, "InlinePolicies": null,
+                "errors": [{"operation": "GetUser", "code": e.code, "message": e.message}],
+            }));
+        }
+        got => r.done(&c, "GetUser", got).await?,
+    };
     let mut errors = Vec::new();
     let c = r.caller();
     let groups = svc.list_groups_for_user(&c, name).await;
@@ -321,11 +332,7 @@ async fn users(
                 .await?;
             let mut out = Vec::with_capacity(list.len());
             for u in &list {
-                out.push(user_json(&r, &u.name).await.unwrap_or_else(|_| {
-                    json!({"UserName": u.name, "Arn": u.arn, "Tags": null, "Groups": null,
-                           "AttachedPolicies": null, "InlinePolicies": null,
-                           "errors": [{"operation": "GetUser", "code": "AccessDenied", "message": "GetUser was refused."}]})
-                }));
+                out.push(user_json(&r, &u.name, true).await?);
             }
             Ok(ok(json!({"users": out})))
         }
@@ -342,7 +349,7 @@ async fn user(
     flatten(
         async {
             let r = signed(state, peer, &headers, false).await?;
-            Ok(ok(user_json(&r, &name).await?))
+            Ok(ok(user_json(&r, &name, false).await?))
         }
         .await,
     )
