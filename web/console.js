@@ -1,4 +1,4 @@
-// The console's pages (Nodes, Sessions). Everything shown comes from /console/api/*, which
+// The console's pages (Nodes, Sessions; the administration pages are in admin.js). Everything shown comes from /console/api/*, which
 // runs the same operations as the AWS API for the signed-in principal. Text from the server
 // is only ever set with textContent.
 "use strict";
@@ -106,7 +106,7 @@ async function nodesPage(main) {
       children.push(el("table", { id: "nodes" },
         el("thead", {}, el("tr", {}, ...["Node ID", "Name", "Platform", "Ping status", "Last ping", "Tags", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, ...shown.map((n) => el("tr", { "data-node": n.InstanceId },
-          el("td", {}, el("code", {}, n.InstanceId)),
+          el("td", {}, el("a", { href: "/console/node?id=" + encodeURIComponent(n.InstanceId) }, el("code", {}, n.InstanceId))),
           el("td", {}, n.Name),
           el("td", {}, n.PlatformName && n.PlatformName !== n.PlatformType ? n.PlatformType + " (" + n.PlatformName + ")" : n.PlatformType),
           el("td", { class: "status-" + n.PingStatus }, n.PingStatus),
@@ -181,13 +181,17 @@ async function route() {
     if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  if (location.pathname === "/console/sessions") {
-    document.title = "Sessions · Portcullis";
-    await sessionsPage(main);
-  } else {
-    document.title = "Nodes · Portcullis";
-    await nodesPage(main);
-  }
+  const pages = {
+    "/console/sessions": ["Sessions", sessionsPage],
+    "/console/node": [null, nodePage],
+    "/console/users": ["Users", usersPage],
+    "/console/user": [null, userPage],
+    "/console/policy": [null, policyPage],
+    "/console/activations": ["Activations", activationsPage],
+  };
+  const [title, page] = pages[location.pathname] || ["Nodes", nodesPage];
+  if (title) document.title = title + " · Portcullis";
+  await page(main);
   document.body.dataset.ready = "true";
   // A User Timing mark (DevTools' Performance panel shows it): the page is usable.
   if (!performance.getEntriesByName("portcullis:ready").length) performance.mark("portcullis:ready");
@@ -203,6 +207,10 @@ async function start() {
     await api("/console/api/signout", { method: "POST" }).catch(() => {});
     location.assign("/console/signin");
   });
+  const c = await api("/console/api/capabilities");
+  if (c.ok) caps = c.data;
+  document.getElementById("nav-users").hidden = !caps.listUsers;
+  document.getElementById("nav-activations").hidden = !caps.listActivations;
   window.addEventListener("popstate", route);
   await route();
 }

@@ -4,7 +4,8 @@
 // driven by playwright-core. Terminal tests type into xterm.js and read its rows back; a
 // small TCP proxy in front of the server lets a test cut every connection.
 // Prints each test, writes screenshots of each page to CONSOLE_SCREENSHOTS (default
-// target/console-screenshots), and ends with `N passed, N failed`.
+// target/console-screenshots; the window is CONSOLE_VIEWPORT, default 1280x800), and ends
+// with `N passed, N failed`.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -22,6 +23,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const BIN = path.resolve(ROOT, process.env.PORTCULLIS_BIN || "target/debug/portcullis");
 const SHOTS = path.resolve(ROOT, process.env.CONSOLE_SCREENSHOTS || "target/console-screenshots");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+// The browser window, WIDTHxHEIGHT (docs/screenshots/ are taken at 1024x640 to stay small).
+const [VIEW_W, VIEW_H] = (process.env.CONSOLE_VIEWPORT || "1280x800").split("x").map(Number);
 const ACCOUNT = "123456789012";
 const REGION = "ap-northeast-1";
 const TEST_NODE = "i-0885b2e35926f1fb3";
@@ -33,6 +36,8 @@ const SEED_POLICIES = {
   "pattern-2-fixed-tag": `arn:aws:iam::${ACCOUNT}:policy/SessionManager-Pattern2-FixedTag`,
   "pattern-3-abac": `arn:aws:iam::${ACCOUNT}:policy/SessionManager-Pattern3-Abac`,
 };
+const STAGE_NODE = "i-0aaaaaaaaaaaaaaa1";
+const EDITOR_POLICY = '{\n  "Version": "2012-10-17",\n  "Statement": [{\n    "Effect": "Allow",\n    "Action": "ssm:DescribeSessions",\n    "Resource": "*"\n  }]\n}\n';
 const loadTimes = [];
 
 // ---- the server and the world the tests share ------------------------------------------
@@ -174,6 +179,12 @@ async function setUp(endpoint, dataDir) {
   await admin.query("iam", "AttachUserPolicy", { UserName: "TestUserB", PolicyArn: "arn:aws:iam::aws:policy/AmazonSSMFullAccess" });
   const keyB = await admin.query("iam", "CreateAccessKey", { UserName: "TestUserB" });
   const userB = new Aws(endpoint, REGION, xmlValue(keyB, "AccessKeyId"), xmlValue(keyB, "SecretAccessKey"));
+  // Admin: an IAM user with AdministratorAccess and a console password.
+  await admin.query("iam", "CreateUser", { UserName: "Admin" });
+  await admin.query("iam", "AttachUserPolicy", { UserName: "Admin", PolicyArn: "arn:aws:iam::aws:policy/AdministratorAccess" });
+  await admin.query("iam", "CreateLoginProfile", { UserName: "Admin", Password: PASSWORD });
+  // A customer managed policy for the editor to change (not one the other tests rely on).
+  await admin.query("iam", "CreatePolicy", { PolicyName: "ConsoleEditorTest", PolicyDocument: EDITOR_POLICY });
   await admin.query("iam", "CreateUser", { UserName: "NoPerms" });
   await admin.query("iam", "CreateLoginProfile", { UserName: "NoPerms", Password: PASSWORD });
   const agent = await startAgent(endpoint, admin, dataDir, TEST_NODE, { Project: "test", Name: "web-1" });
@@ -181,6 +192,8 @@ async function setUp(endpoint, dataDir) {
   const start = async (who, reason) => (await who.ssm("StartSession", { Target: TEST_NODE, Reason: reason })).SessionId;
   return {
     admin,
+    userA,
+    dataDir,
     keys,
     agent,
     ownSession: await start(userA, "console test: terminate own"),
@@ -600,7 +613,7 @@ test("the terminal follows the window: a resize reaches the shell (stty size)", 
 
 test("a cut connection resumes (ResumeSession): nothing typed or printed before, during or after is lost", async ({ browser, world }) => {
   const proxy = await startProxy(world.endpoint);
-  const context = await browser.newContext({ baseURL: proxy.endpoint, viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ baseURL: proxy.endpoint, viewport: { width: VIEW_W, height: VIEW_H + 100 } });
   try {
     const page = await context.newPage();
     await signInWithPassword(page, "TestUserA", PASSWORD);
@@ -683,6 +696,379 @@ test("the terminal page: no cookie goes to sign-in; without a connection it says
   assert.equal(stale.status(), 404);
 });
 
+// ---- administration pages ------------------------------------------------------------------
+
+// A console JSON call as the page makes it: the session cookie, this origin, the CSRF token.
+async function consoleCall(page, method, url, body) {
+  return page.evaluate(async ([method, url, body]) => {
+    const me = await (await fetch("/console/api/me")).json();
+    const opts = { method, headers: { "x-csrf-token": me.csrfToken } };
+    if (body !== null) { opts.headers["content-type"] = "application/json"; opts.body = JSON.stringify(body); }
+    const reply = await fetch(url, opts);
+    return { status: reply.status, body: await reply.json() };
+  }, [method, url, body === undefined ? null : body]);
+}
+
+async function nodeTags(admin, id) {
+  const xml = await admin.query("ec2", "DescribeTags", {});
+  const out = {};
+  for (const item of xml.split("<item>").slice(1)) {
+    if (xmlValue(item, "resourceId") === id) out[xmlValue(item, "key")] = xmlValue(item, "value");
+  }
+  return out;
+}
+
+test("admin: the Users page lists users with tags, groups, managed and inline policies", async ({ page, world }) => {
+  await world.admin.query("iam", "PutUserPolicy", { UserName: "TestUserB", PolicyName: "console-inline", PolicyDocument: EDITOR_POLICY });
+  await signInWithPassword(page, "Admin", PASSWORD);
+  assert.ok(await page.isVisible("#nav-users"));
+  assert.ok(await page.isVisible("#nav-activations"));
+  await page.click("#nav-users");
+  await page.waitForURL("**/console/users");
+  await recordLoad(page, "users");
+  const rows = await page.$$eval("#users tbody tr", (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.user, [...tr.children].map((td) => td.textContent)])));
+  assert.deepEqual(Object.keys(rows).sort(), ["Admin", "NoPerms", "TestUserA", "TestUserB"]);
+  assert.match(rows.TestUserA[1], /Project=test/);
+  assert.match(rows.TestUserA[3], /ReadOnlyAccess/);
+  assert.match(rows.TestUserA[3], /SessionManager-Pattern3-Abac/);
+  assert.match(rows.Admin[3], /AdministratorAccess/);
+  assert.equal(rows.TestUserB[4], "console-inline");
+  await shot(page, "users");
+});
+
+test("admin: a user page shows which nodes the user can reach, with the deciding statement; attach and detach with what changes", async ({ page, world }) => {
+  await signInWithPassword(page, "Admin", PASSWORD);
+  await page.goto("/console/user?name=TestUserA");
+  await recordLoad(page, "user");
+  await page.waitForSelector(`#what-can tr[data-node="${TEST_NODE}"]`);
+  const row = await page.$$eval(`#what-can tr[data-node="${TEST_NODE}"] td`, (tds) => tds.map((td) => td.textContent));
+  assert.equal(row[1], "allow");
+  assert.match(row[2], /SessionManager-Pattern3-Abac/);
+  assert.equal(await page.$(`#what-can tr[data-node="${PROD_NODE}"]`), null, "not the prod node");
+  await shot(page, "user");
+  // Attaching AmazonSSMFullAccess: the preview says TestUserA gains the prod node; cancel.
+  await page.selectOption("#attach-select", { label: "AmazonSSMFullAccess" });
+  await page.click("#attach-form button[type=submit]");
+  await page.waitForSelector(`#what-changes li[data-change=gained][data-user=TestUserA][data-node="${PROD_NODE}"]`);
+  assert.equal(await page.$("#what-changes li[data-change=lost]"), null);
+  await page.click("#pending-cancel");
+  // Detaching the ABAC policy: the preview says TestUserA loses the test node; apply, then put it back.
+  await page.click(`#attached tr[data-policy="${SEED_POLICIES["pattern-3-abac"]}"] button`);
+  await page.waitForSelector(`#what-changes li[data-change=lost][data-user=TestUserA][data-node="${TEST_NODE}"]`);
+  await page.click("#pending-apply");
+  await page.waitForSelector(".notice");
+  await page.waitForSelector(`#attached tr[data-policy="${SEED_POLICIES["pattern-3-abac"]}"]`, { state: "detached" });
+  const attached = await world.admin.query("iam", "ListAttachedUserPolicies", { UserName: "TestUserA" });
+  assert.ok(!attached.includes("Pattern3"), attached);
+  await usePolicy(world.admin, "pattern-3-abac");
+});
+
+test("admin: node tags with what changes (tagging Project=test gives TestUserA a shell), who can open a shell here", async ({ page, world }) => {
+  await registerNode(world.endpoint, world.admin, STAGE_NODE, { Project: "staging" });
+  try {
+    await signInWithPassword(page, "Admin", PASSWORD);
+    await page.click(`tr[data-node="${STAGE_NODE}"] a`);
+    await page.waitForURL("**/console/node?id=*");
+    await recordLoad(page, "node");
+    await page.waitForSelector("#who-can");
+    const who = async () => page.$$eval("#who-can tbody tr", (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.user, [tr.dataset.decision, tr.children[2].textContent]])));
+    let w = await who();
+    assert.equal(w.TestUserA, undefined, JSON.stringify(w));
+    assert.equal(w.TestUserB[0], "allow");
+    assert.match(w.TestUserB[1], /AmazonSSMFullAccess/);
+    assert.equal(w.Admin[0], "allow");
+    // Add Project=test: the preview lists TestUserA gaining a shell here, and nobody losing one.
+    await page.fill("#tag-key", "Project");
+    await page.fill("#tag-value", "test");
+    await page.click("#tag-add button[type=submit]");
+    await page.waitForSelector("#what-changes");
+    const changes = await page.$$eval("#what-changes li", (lis) => lis.map((li) => [li.dataset.change, li.dataset.user, li.dataset.node]));
+    assert.deepEqual(changes, [["gained", "TestUserA", STAGE_NODE]]);
+    assert.match(await page.textContent("#what-changes li"), /SessionManager-Pattern3-Abac/);
+    await shot(page, "node-what-changes");
+    assert.deepEqual(await nodeTags(world.admin, STAGE_NODE), { Project: "staging" }, "nothing is saved before Apply");
+    await page.click("#pending-apply");
+    await page.waitForSelector(".notice");
+    await page.waitForSelector("#who-can tr[data-user=TestUserA]");
+    w = await who();
+    assert.equal(w.TestUserA[0], "allow");
+    assert.match(w.TestUserA[1], /SessionManager-Pattern3-Abac/);
+    assert.deepEqual(await nodeTags(world.admin, STAGE_NODE), { Project: "test" });
+    await shot(page, "node");
+    // Remove it again: TestUserA loses the shell.
+    await page.click("button[aria-label='Remove tag Project']");
+    await page.waitForSelector("#what-changes li[data-change=lost][data-user=TestUserA]");
+    await page.click("#pending-apply");
+    await page.waitForSelector("#who-can tr[data-user=TestUserA]", { state: "detached" });
+    assert.deepEqual(await nodeTags(world.admin, STAGE_NODE), {});
+  } finally {
+    await world.admin.ssm("DeregisterManagedInstance", { InstanceId: STAGE_NODE }).catch(() => {});
+  }
+});
+
+test("admin: the policy editor validates as you type (line and column), refuses to save an invalid document with IAM's error, saves a valid one", async ({ page, world }) => {
+  const arn = `arn:aws:iam::${ACCOUNT}:policy/ConsoleEditorTest`;
+  await signInWithPassword(page, "Admin", PASSWORD);
+  await page.goto("/console/policy?arn=" + encodeURIComponent(arn));
+  await recordLoad(page, "policy");
+  await page.waitForSelector("#policy-status[data-valid=true]");
+  assert.equal(await page.inputValue("#policy-text"), EDITOR_POLICY);
+  // Type a mistake at the end of line 4 ("Effect": "Allow",): "Allow" becomes "Allowed".
+  await page.click("#policy-text");
+  await page.evaluate(() => { const t = document.getElementById("policy-text"); const at = t.value.indexOf('Allow"') + 5; t.setSelectionRange(at, at); });
+  await page.keyboard.type("ed");
+  await page.waitForSelector("#problems li.error-item");
+  const [line, column, code, text] = await page.$eval("#problems li.error-item", (li) => [li.dataset.line, li.dataset.column, li.dataset.code, li.textContent]);
+  assert.equal(line, "4");
+  assert.equal(column, "15");
+  assert.equal(code, "MalformedPolicyDocument");
+  assert.match(text, /^Line 4, column 15: MalformedPolicyDocument /);
+  assert.ok(await page.$("#gutter div[data-line='4'].mark-error"), "line 4 is marked");
+  assert.equal(await page.$$eval("#gutter .mark-error", (d) => d.length), 1);
+  await shot(page, "policy-editor-error");
+  // Saving it anyway: IAM's refusal, and nothing saved.
+  await page.click("#policy-save");
+  await page.click("#pending-apply");
+  await page.waitForSelector("#pending-status [data-testid=refusal]");
+  assert.equal(await page.textContent("#pending-status [data-testid=refusal] .code"), "MalformedPolicyDocument");
+  assert.match(await page.textContent("#pending-status [data-testid=refusal-message]"), /line 4, column 15/);
+  assert.match(await world.admin.query("iam", "GetPolicy", { PolicyArn: arn }), /<DefaultVersionId>v1</);
+  // Fix it: the error goes, the linter's findings stay (Resource "*" is fine for DescribeSessions), saved as v2.
+  await page.click("#pending-cancel");
+  await page.click("#policy-text");
+  await page.evaluate(() => { const t = document.getElementById("policy-text"); const at = t.value.indexOf('Allowed"') + 7; t.setSelectionRange(at, at); });
+  await page.keyboard.press("Backspace");
+  await page.keyboard.press("Backspace");
+  await page.waitForSelector("#policy-status[data-valid=true]");
+  assert.equal(await page.$("#problems li.error-item"), null);
+  await page.click("#policy-save");
+  await page.click("#pending-apply");
+  await page.waitForSelector("#flash .notice");
+  assert.match(await world.admin.query("iam", "GetPolicy", { PolicyArn: arn }), /<DefaultVersionId>v2</);
+});
+
+test("admin: the policy editor shows the linter's findings with their line", async ({ page }) => {
+  await signInWithPassword(page, "Admin", PASSWORD);
+  await page.goto("/console/policy?user=TestUserB&name=");
+  await ready(page);
+  await page.fill("#policy-name", "console-new");
+  await page.fill("#policy-text", '{\n  "Version": "2012-10-17",\n  "Statement": [{\n    "Effect": "Allow",\n    "Action": "ssm:StartSession",\n    "Resource": "*"\n  }]\n}\n');
+  await page.waitForSelector("#problems li[data-code=PC010]");
+  assert.equal(await page.getAttribute("#problems li[data-code=PC010]", "data-line"), "6");
+  assert.ok(await page.$("#gutter div[data-line='6'].mark-warning"));
+  await shot(page, "policy-editor-findings");
+});
+
+test("admin: activations are listed, created (the code shown once) and deleted", async ({ page, world }) => {
+  await signInWithPassword(page, "Admin", PASSWORD);
+  await page.click("#nav-activations");
+  await page.waitForURL("**/console/activations");
+  await recordLoad(page, "activations");
+  await page.fill("#act-description", "console test activation");
+  await page.fill("#act-limit", "3");
+  await page.click("#activation-form button[type=submit]");
+  await page.waitForSelector("#activation-created");
+  const id = await page.textContent("#activation-id");
+  assert.match(await page.textContent("#activation-code"), /^[A-Za-z0-9_-]{43}$/);
+  await page.waitForSelector(`#activations tr[data-activation="${id}"]`);
+  const row = await page.$$eval(`#activations tr[data-activation="${id}"] td`, (tds) => tds.map((td) => td.textContent));
+  assert.equal(row[1], "console test activation");
+  assert.equal(row[3], "0 of 3");
+  await shot(page, "activations");
+  const listed = await world.admin.ssm("DescribeActivations", {});
+  assert.ok(listed.ActivationList.some((a) => a.ActivationId === id));
+  await page.reload();
+  await ready(page);
+  assert.equal(await page.$("#activation-code"), null, "the code is not shown again");
+  await page.click(`button[aria-label="Delete activation ${id}"]`);
+  await page.waitForSelector(`#activations tr[data-activation="${id}"]`, { state: "detached" });
+  assert.ok(!(await world.admin.ssm("DescribeActivations", {})).ActivationList.some((a) => a.ActivationId === id));
+});
+
+test("TestUserA (ReadOnlyAccess) sees no edit controls, and every admin endpoint refuses it and changes nothing", async ({ page, world }) => {
+  await signInWithPassword(page, "TestUserA", PASSWORD);
+  // ReadOnlyAccess allows iam:List*/Get* and ssm:Describe*, so the lists are readable, as through the API.
+  await page.goto("/console/user?name=TestUserB");
+  await ready(page);
+  assert.equal(await page.$("#tag-add"), null);
+  assert.equal(await page.$("#attach-form"), null);
+  assert.equal(await page.$("button.tag-x"), null);
+  await page.goto("/console/policy?arn=" + encodeURIComponent(`arn:aws:iam::${ACCOUNT}:policy/ConsoleEditorTest`));
+  await ready(page);
+  assert.ok(await page.isDisabled("#policy-save"));
+  await page.goto("/console/node?id=" + TEST_NODE);
+  await ready(page);
+  assert.equal(await page.$("#tag-add"), null);
+  await page.goto("/console/activations");
+  await ready(page);
+  assert.equal(await page.$("#activation-form"), null);
+  assert.equal(await page.$("#activations button"), null);
+  await shot(page, "admin-read-only");
+  const me = `arn:aws:iam::${ACCOUNT}:user/TestUserA`;
+  const userTags = async (name) => (await world.admin.query("iam", "ListUserTags", { UserName: name })).replace(/<ResponseMetadata>.*$/, "");
+  const before = await userTags("TestUserB");
+  const tagsBefore = await nodeTags(world.admin, TEST_NODE);
+  const activationsBefore = (await world.admin.ssm("DescribeActivations", {})).ActivationList.length;
+  const refusals = [
+    ["/console/api/users/TestUserB/tags/add", { Tags: [{ Key: "Project", Value: "prod" }] }, 403, "AccessDenied", "iam:TagUser"],
+    ["/console/api/users/TestUserB/tags/remove", { TagKeys: ["Project"] }, 403, "AccessDenied", "iam:UntagUser"],
+    ["/console/api/users/TestUserA/attach", { PolicyArn: "arn:aws:iam::aws:policy/AdministratorAccess" }, 403, "AccessDenied", "iam:AttachUserPolicy"],
+    ["/console/api/users/TestUserA/detach", { PolicyArn: "arn:aws:iam::aws:policy/ReadOnlyAccess" }, 403, "AccessDenied", "iam:DetachUserPolicy"],
+    ["/console/api/policy/save", { PolicyArn: `arn:aws:iam::${ACCOUNT}:policy/ConsoleEditorTest`, Document: EDITOR_POLICY }, 403, "AccessDenied", "iam:CreatePolicyVersion"],
+    ["/console/api/policy/save", { UserName: "TestUserA", PolicyName: "mine", Document: EDITOR_POLICY }, 403, "AccessDenied", "iam:PutUserPolicy"],
+    ["/console/api/policy/validate", { Document: EDITOR_POLICY, Kind: "managed" }, 403, "AccessDeniedException", "access-analyzer:ValidatePolicy"],
+    [`/console/api/nodes/${TEST_NODE}/tags/add`, { Tags: [{ Key: "Project", Value: "prod" }] }, 403, "UnauthorizedOperation", "ec2:CreateTags"],
+    [`/console/api/nodes/${TEST_NODE}/tags/remove`, { TagKeys: ["Name"] }, 403, "UnauthorizedOperation", "ec2:DeleteTags"],
+    ["/console/api/activations", { IamRole: "SSMServiceRole" }, 400, "AccessDeniedException", "ssm:CreateActivation"],
+    ["/console/api/activations/0123/delete", {}, 400, "AccessDeniedException", "ssm:DeleteActivation"],
+  ];
+  for (const [url, body, status, code, action] of refusals) {
+    const r = await consoleCall(page, "POST", url, body);
+    assert.equal(r.status, status, url + " " + JSON.stringify(r.body));
+    assert.equal(r.body.code, code, url);
+    assert.match(r.body.message, new RegExp(`User: ${me} is not authorized to perform: ${action} `), url);
+  }
+  assert.equal(await userTags("TestUserB"), before);
+  assert.deepEqual(await nodeTags(world.admin, TEST_NODE), tagsBefore);
+  assert.equal((await world.admin.ssm("DescribeActivations", {})).ActivationList.length, activationsBefore);
+  assert.match(await world.admin.query("iam", "GetPolicy", { PolicyArn: `arn:aws:iam::${ACCOUNT}:policy/ConsoleEditorTest` }), /<AttachmentCount>0</);
+  // Without the CSRF token, the same calls are refused before any operation.
+  const r = await page.evaluate(async () => (await fetch("/console/api/users/TestUserB/tags/add", { method: "POST", headers: { "content-type": "application/json" }, body: "{\"Tags\":[]}" })).status);
+  assert.equal(r, 403);
+});
+
+test("NoPerms sees no administration pages; reads and access analysis are refused with AWS's message", async ({ page }) => {
+  await signInWithPassword(page, "NoPerms", PASSWORD);
+  assert.ok(!(await page.isVisible("#nav-users")));
+  assert.ok(!(await page.isVisible("#nav-activations")));
+  const me = `arn:aws:iam::${ACCOUNT}:user/NoPerms`;
+  for (const [url, code, action] of [
+    ["/console/api/users", "AccessDenied", "iam:ListUsers"],
+    ["/console/api/users/TestUserA", "AccessDenied", "iam:GetUser"],
+    ["/console/api/policies", "AccessDenied", "iam:ListPolicies"],
+    ["/console/api/activations", "AccessDeniedException", "ssm:DescribeActivations"],
+    [`/console/api/nodes/${TEST_NODE}/who-can`, "AccessDeniedException", "ssm:DescribeInstanceInformation"],
+    ["/console/api/users/TestUserA/what-can", "AccessDeniedException", "ssm:DescribeInstanceInformation"],
+  ]) {
+    const r = await consoleCall(page, "GET", url);
+    assert.equal(r.body.code, code, url + " " + JSON.stringify(r.body));
+    assert.match(r.body.message, new RegExp(`User: ${me} is not authorized to perform: ${action} `), url);
+  }
+  const w = await consoleCall(page, "POST", "/console/api/what-changes", { Node: TEST_NODE, AddTags: [{ Key: "Project", Value: "prod" }] });
+  assert.equal(w.body.code, "AccessDeniedException");
+  await page.goto("/console/users");
+  await ready(page);
+  assert.match(await page.textContent("[data-testid=refusal-message]"), /not authorized to perform: iam:ListUsers/);
+  await shot(page, "users-refused");
+});
+
+test("who can / what changes need iam:SimulatePrincipalPolicy on every user: allowed on some users only is refused", async ({ page, world }) => {
+  await world.admin.query("iam", "CreateUser", { UserName: "PartialSim" });
+  await world.admin.query("iam", "CreateLoginProfile", { UserName: "PartialSim", Password: PASSWORD });
+  await world.admin.query("iam", "PutUserPolicy", { UserName: "PartialSim", PolicyName: "sim", PolicyDocument: JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: ["ssm:DescribeInstanceInformation", "ssm:DescribeSessions"], Resource: "*" },
+      { Effect: "Allow", Action: "iam:SimulatePrincipalPolicy", Resource: `arn:aws:iam::${ACCOUNT}:user/TestUserA` },
+    ],
+  }) });
+  await signInWithPassword(page, "PartialSim", PASSWORD);
+  const own = await consoleCall(page, "GET", "/console/api/users/TestUserA/what-can");
+  assert.equal(own.status, 200, JSON.stringify(own.body));
+  assert.ok(own.body.answers.some((a) => a.node === TEST_NODE && a.decision === "allow"));
+  const who = await consoleCall(page, "GET", `/console/api/nodes/${TEST_NODE}/who-can`);
+  assert.equal(who.body.code, "AccessDenied", JSON.stringify(who.body));
+  assert.match(who.body.message, /iam:SimulatePrincipalPolicy on resource: arn:aws:iam::123456789012:user\//);
+  const other = await consoleCall(page, "GET", "/console/api/users/TestUserB/what-can");
+  assert.equal(other.body.code, "AccessDenied");
+});
+
+test("keyboard only: Tab to Terminate on the Sessions page, Enter ends the session", async ({ page, world }) => {
+  const id = (await world.userA.ssm("StartSession", { Target: TEST_NODE, Reason: "console test: keyboard terminate" })).SessionId;
+  await signInWithPassword(page, "TestUserA", PASSWORD);
+  await page.keyboard.press("Tab");
+  let onSessions = false;
+  for (let i = 0; i < 10 && !onSessions; i++) {
+    onSessions = await page.evaluate(() => document.activeElement && document.activeElement.id === "nav-sessions");
+    if (!onSessions) await page.keyboard.press("Tab");
+  }
+  assert.ok(onSessions, "Tab reaches the Sessions link");
+  await page.keyboard.press("Enter");
+  await page.waitForURL("**/console/sessions");
+  await ready(page);
+  const label = `Terminate ${id}`;
+  let reached = false;
+  for (let i = 0; i < 60 && !reached; i++) {
+    await page.keyboard.press("Tab");
+    reached = await page.evaluate((l) => document.activeElement && document.activeElement.getAttribute("aria-label") === l, label);
+  }
+  assert.ok(reached, "Tab reaches the Terminate button");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(".notice");
+  assert.equal(await page.textContent(".notice"), `Session ${id} was terminated.`);
+  assert.equal(await sessionStatus(world.admin, id), "Terminated");
+});
+
+// Sign-in attempts from another loopback address (the whole of 127/8 is this machine), so
+// that locking that address out does not lock out the other tests' 127.0.0.1.
+function signInFrom(endpoint, localAddress, body) {
+  const { hostname, port } = new URL(endpoint);
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = http.request({ host: hostname, port, path: "/console/api/signin", method: "POST", localAddress,
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) } }, (res) => {
+      let text = "";
+      res.on("data", (d) => { text += d; });
+      res.on("end", () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+    });
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+test("sign-in rate limit: a user name is locked after 5 failures (429), even for the right password; an address after 20; every attempt is audited as ConsoleLogin without the password", async ({ page, world }) => {
+  await world.admin.query("iam", "CreateUser", { UserName: "LockMe" });
+  await world.admin.query("iam", "CreateLoginProfile", { UserName: "LockMe", Password: PASSWORD });
+  const wrong = "wrong-password-" + nonce();
+  for (let i = 1; i <= 6; i++) {
+    const r = await signInFrom(world.endpoint, "127.0.0.2", { method: "password", user: "LockMe", password: wrong });
+    assert.equal(r.status, 401, `attempt ${i}: ${JSON.stringify(r.body)}`);
+  }
+  const locked = await signInFrom(world.endpoint, "127.0.0.2", { method: "password", user: "LockMe", password: PASSWORD });
+  assert.equal(locked.status, 429, JSON.stringify(locked.body));
+  assert.equal(locked.body.code, "Throttling");
+  assert.match(locked.body.message, /^Too many failed sign-in attempts for this user name or from this address\. Try again in \d+ seconds\.$/);
+  // The sign-in page says so (from 127.0.0.1: the name is locked, not the address).
+  await page.goto("/console/signin");
+  await page.fill("#user", "LockMe");
+  await page.fill("#password", PASSWORD);
+  await page.click("#form-password button[type=submit]");
+  await page.waitForSelector("#error:not([hidden])");
+  assert.match(await page.textContent("#error"), /^Too many failed sign-in attempts/);
+  await shot(page, "signin-throttled");
+  // Another name from 127.0.0.2 still works: the address has had 6 failures of its 20.
+  const a = await signInFrom(world.endpoint, "127.0.0.2", { method: "password", user: "TestUserA", password: PASSWORD });
+  assert.equal(a.status, 200);
+  // An address: 20 failures over many names, then even a right password from it is refused.
+  for (let i = 1; i <= 21; i++) {
+    const r = await signInFrom(world.endpoint, "127.0.0.3", { method: "password", user: "nobody-" + i, password: wrong });
+    assert.equal(r.status, 401, `attempt ${i}`);
+  }
+  const fromBad = await signInFrom(world.endpoint, "127.0.0.3", { method: "password", user: "TestUserA", password: PASSWORD });
+  assert.equal(fromBad.status, 429);
+  // The audit log: a ConsoleLogin per attempt, successes and failures, never the password.
+  const audit = spawnSync(BIN, ["audit", "tail", "--data-dir", world.dataDir, "--json", "-n", "200"], { encoding: "utf8" });
+  assert.equal(audit.status, 0, audit.stderr);
+  const events = audit.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.action === "signin:ConsoleLogin");
+  const lockme = events.filter((e) => e.principal === `arn:aws:iam::${ACCOUNT}:user/LockMe`);
+  assert.deepEqual(lockme.map((e) => e.error), [...Array(6).fill("SignInFailed"), "Throttling", "Throttling"], JSON.stringify(lockme));
+  assert.ok(lockme.every((e) => e.decision === "error"));
+  assert.equal(lockme[0].source_ip, "127.0.0.2");
+  assert.ok(events.some((e) => e.principal === `arn:aws:iam::${ACCOUNT}:user/TestUserA` && e.decision === "allow" && e.source_ip === "127.0.0.2"));
+  assert.ok(events.some((e) => e.principal === "HIDDEN_DUE_TO_SECURITY_REASONS" && e.source_ip === "127.0.0.3"));
+  assert.ok(!audit.stdout.includes(wrong) && !audit.stdout.includes(PASSWORD), "no password in the audit log");
+});
+
 // ---- the runner -----------------------------------------------------------------------------
 
 function withTimeout(promise, ms, what) {
@@ -712,7 +1098,7 @@ async function main() {
     const only = process.argv[2];
     for (const t of tests) {
       if (only && !t.name.includes(only)) continue;
-      const context = await browser.newContext({ baseURL: endpoint, viewport: { width: 1280, height: 800 } });
+      const context = await browser.newContext({ baseURL: endpoint, viewport: { width: VIEW_W, height: VIEW_H } });
       const page = await context.newPage();
       const started = Date.now();
       try {

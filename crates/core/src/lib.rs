@@ -17,4 +17,5 @@ pub mod store;
 pub mod validate;
 
 pub use error::{Error, Result};
+pub use ops_iam::policy_error;
 pub use service::{Caller, Identity, Service};

@@ -122,7 +122,7 @@ fn no_such_policy(arn: &str) -> Error {
 
 /// IAM's refusal of a document: `MalformedPolicyDocument` (or `LimitExceeded`) with the
 /// engine's message, which names the problem and where it is.
-fn policy_error(e: &PolicyError) -> Error {
+pub fn policy_error(e: &PolicyError) -> Error {
     let status = if e.code == portcullis_iam::ErrorCode::LimitExceeded {
         409
     } else {

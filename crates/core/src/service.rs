@@ -145,6 +145,8 @@ pub struct Service {
     /// Signed-in console sessions. In memory on purpose, like stream tokens: a restart
     /// signs everyone out.
     pub(crate) console: Mutex<crate::console::ConsoleSessions>,
+    /// Failed console sign-ins per name and per address (in memory, like sessions).
+    pub(crate) sign_in_limits: Mutex<crate::console::SignInLimiter>,
 }
 
 /// What first start created: the account root's access key, to hand to the administrator.
@@ -235,6 +237,7 @@ impl Service {
                 stream_tokens: Mutex::new(crate::ops_ssm::StreamTokens::default()),
                 nodes: crate::nodes::NodeCache::default(),
                 console: Mutex::new(crate::console::ConsoleSessions::default()),
+                sign_in_limits: Mutex::new(crate::console::SignInLimiter::default()),
             },
             new_root_key,
         })

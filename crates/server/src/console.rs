@@ -26,7 +26,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_core::console::{same_secret, ConsoleUser, Login, NewSession};
+use portcullis_core::console::{same_secret, ConsoleUser, Login, NewSession, SignIn};
 use portcullis_core::model::{NodeKind, Session};
 use portcullis_core::ops_ssm::{StreamGrant, DEFAULT_SESSION_DOCUMENT};
 use portcullis_core::store::SessionFilter;
@@ -41,6 +41,7 @@ const SIGNIN_HTML: &str = include_str!("../../../web/signin.html");
 const APP_HTML: &str = include_str!("../../../web/app.html");
 const CONSOLE_CSS: &str = include_str!("../../../web/console.css");
 const CONSOLE_JS: &str = include_str!("../../../web/console.js");
+const ADMIN_JS: &str = include_str!("../../../web/admin.js");
 const SIGNIN_JS: &str = include_str!("../../../web/signin.js");
 const TERMINAL_HTML: &str = include_str!("../../../web/terminal.html");
 const TERMINAL_JS: &str = include_str!("../../../web/terminal.js");
@@ -73,6 +74,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/signin", get(signin_page))
         .route("/console/nodes", get(app_page))
         .route("/console/sessions", get(app_page))
+        .route("/console/node", get(app_page))
+        .route("/console/users", get(app_page))
+        .route("/console/user", get(app_page))
+        .route("/console/policy", get(app_page))
+        .route("/console/activations", get(app_page))
         .route("/console/terminal", get(terminal_page))
         .route(
             "/console/assets/console.css",
@@ -81,6 +87,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/console/assets/console.js",
             get(|| async { asset("text/javascript", CONSOLE_JS) }),
+        )
+        .route(
+            "/console/assets/admin.js",
+            get(|| async { asset("text/javascript", ADMIN_JS) }),
         )
         .route(
             "/console/assets/signin.js",
@@ -102,6 +112,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/api/sessions", get(sessions).post(start_session))
         .route("/console/api/sessions/{id}/terminate", post(terminate))
         .route("/console/api/sessions/{id}/resume", post(resume_session))
+        .merge(crate::console_admin::routes())
 }
 
 fn secure_headers(resp: &mut Response) {
@@ -137,13 +148,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     resp
 }
 
-fn json_reply(status: StatusCode, body: Value) -> Response {
+pub(crate) fn json_reply(status: StatusCode, body: Value) -> Response {
     let mut resp = (status, Json(body)).into_response();
     secure_headers(&mut resp);
     resp
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     json_reply(status, json!({"code": code, "message": message}))
 }
 
@@ -177,7 +188,10 @@ fn set_cookie(resp: &mut Response, value: &str, max_age: i64, tls: bool) {
     }
 }
 
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<ConsoleUser, Response> {
     let Some(id) = session_cookie(headers) else {
         return Err(not_signed_in());
     };
@@ -196,7 +210,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUser,
 }
 
 /// A request refused before any operation ran.
-struct Refused(StatusCode, &'static str, &'static str);
+pub(crate) struct Refused(StatusCode, &'static str, &'static str);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -233,7 +247,11 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
 }
 
 /// Same origin, and the session's CSRF token in `X-CSRF-Token`.
-fn check_csrf(state: &AppState, headers: &HeaderMap, user: &ConsoleUser) -> Result<(), Refused> {
+pub(crate) fn check_csrf(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &ConsoleUser,
+) -> Result<(), Refused> {
     same_origin(state, headers)?;
     let token = headers
         .get("x-csrf-token")
@@ -249,7 +267,7 @@ fn check_csrf(state: &AppState, headers: &HeaderMap, user: &ConsoleUser) -> Resu
     Ok(())
 }
 
-fn caller_for(state: &AppState, user: &ConsoleUser, peer: SocketAddr) -> Caller {
+pub(crate) fn caller_for(state: &AppState, user: &ConsoleUser, peer: SocketAddr) -> Caller {
     Caller::new(
         user.identity.clone(),
         user.access_key_id(),
@@ -259,7 +277,12 @@ fn caller_for(state: &AppState, user: &ConsoleUser, peer: SocketAddr) -> Caller 
 }
 
 /// Audits one operation the console ran for its user, as the API pipeline does.
-async fn audit(state: &AppState, caller: &Caller, operation: &str, error: Option<&Error>) {
+pub(crate) async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    operation: &str,
+    error: Option<&Error>,
+) {
     if let Err(e) = state.service.audit(caller, operation, error).await {
         tracing::error!(request_id = %caller.request_id, error = %e, "could not write the audit event");
     }
@@ -267,7 +290,12 @@ async fn audit(state: &AppState, caller: &Caller, operation: &str, error: Option
 
 /// AWS's code and message for a failed operation, and the engine's explanation of a
 /// refusal for those who may see it.
-fn operation_error(state: &AppState, caller: &Caller, operation: &str, e: &Error) -> Response {
+pub(crate) fn operation_error(
+    state: &AppState,
+    caller: &Caller,
+    operation: &str,
+    e: &Error,
+) -> Response {
     if e.is_internal() {
         tracing::error!(request_id = %caller.request_id, operation, error = %e, "console operation failed");
     }
@@ -382,6 +410,7 @@ async fn vendor_asset(Path((tag, file)): Path<(String, String)>) -> Response {
 
 async fn sign_in(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -405,24 +434,30 @@ async fn sign_in(
         );
     };
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
-    let result = match field("method") {
-        "password" => {
-            state
-                .service
-                .console_sign_in_password(field("user"), field("password"))
-                .await
+    let attempt = match field("method") {
+        "password" => SignIn::Password {
+            user: field("user"),
+            password: field("password"),
+        },
+        "key" => SignIn::AccessKey {
+            id: field("accessKeyId"),
+            secret: field("secretAccessKey"),
+        },
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "`method` must be `password` or `key`.",
+            )
         }
-        "key" => {
-            state
-                .service
-                .console_sign_in_key(field("accessKeyId"), field("secretAccessKey"))
-                .await
-        }
-        _ => Err(Error::invalid(
-            "InvalidRequest",
-            "`method` must be `password` or `key`.",
-        )),
     };
+    let (result, audited) = state
+        .service
+        .console_sign_in(attempt, &peer.ip().to_string())
+        .await;
+    if let Err(e) = audited {
+        tracing::error!(error = %e, "could not write the ConsoleLogin audit event");
+    }
     match result {
         Ok(NewSession { id, expires, .. }) => {
             let max_age = expires - portcullis_core::service::now();

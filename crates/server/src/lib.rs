@@ -23,6 +23,7 @@ mod access_api;
 mod analyzer_api;
 pub mod channels;
 mod console;
+mod console_admin;
 mod ec2_api;
 mod iam_api;
 pub mod metrics;
