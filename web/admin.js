@@ -21,8 +21,8 @@ function diffList(data) {
     el("span", { class: kind === "gained" ? "gain" : "loss" }, kind === "gained" ? "+ gains" : "− loses"), " ",
     el("strong", {}, p.after.user), " a shell on ", el("code", {}, p.after.node), " ",
     el("span", { class: "muted" }, kind === "gained"
-      ? "(allowed by " + (p.after.deciding.join("; ") || "?") + ")"
-      : "(was allowed by " + (p.before.deciding.join("; ") || "?") + "; now " + p.after.decision + ")"));
+      ? "(allowed by " + (p.after.deciding.map((d) => d.label).join("; ") || "?") + ")"
+      : "(was allowed by " + (p.before.deciding.map((d) => d.label).join("; ") || "?") + "; now " + p.after.decision + ")"));
   const items = [...data.gained.map((p) => row(p, "gained")), ...data.lost.map((p) => row(p, "lost"))];
   return el("div", { id: "what-changes", "data-testid": "what-changes" },
     el("div", { class: "muted" }, "What changes for " + data.action + ": " + data.gained.length + " (user, node) pairs gain access, " + data.lost.length + " lose it."),
@@ -82,7 +82,7 @@ function answersTable(id, answers, first) {
     el("tbody", {}, ...answers.map((a) => el("tr", { "data-user": a.user, "data-node": a.node, "data-decision": a.decision },
       el("td", {}, first === "User" ? link("/console/user?name=" + encodeURIComponent(a.user), a.user) : link("/console/node?id=" + encodeURIComponent(a.node), a.node)),
       el("td", { class: "decision-" + a.decision }, a.decision),
-      el("td", { class: "mono" }, a.deciding.length ? a.deciding.join("; ") : (a.reason || ""))))));
+      el("td", { class: "mono" }, a.deciding.length ? a.deciding.map((d) => d.label).join("; ") : (a.reason || ""))))));
 }
 
 // ---- a node ---------------------------------------------------------------------------------

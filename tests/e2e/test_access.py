@@ -195,8 +195,8 @@ def portcullis_api(server, keys, operation, body):
 
 def test_access_matrix_and_stored_policy_lint_over_the_api(server, admin):
     """WhoCan, WhatCan and LintStoredPolicies over the API give the CLI's answers (one engine,
-    one shape); callers without iam:GetAccountAuthorizationDetails are refused; curl's own
-    SigV4 signing works for scripts."""
+    one shape); each is authorized as the module docs say; curl's own SigV4 signing works for
+    scripts."""
     iam = admin["iam"]
     abac = (ROOT / "examples" / "seed" / "pattern-3-abac.json").read_text()
     arn = iam.create_policy(PolicyName="abac", PolicyDocument=abac)["Policy"]["Arn"]
@@ -219,8 +219,9 @@ def test_access_matrix_and_stored_policy_lint_over_the_api(server, admin):
     assert status == 200, api
     assert [(a["node"], a["decision"]) for a in api["Answers"]] == [(PROD_NODE, "allow")]
 
-    # TestUserA's ReadOnlyAccess (iam:Get*, ssm:Describe*) is enough, as on AWS it would be
-    # to read every policy; a user without it is refused, naming the action.
+    # The rule (the console's too): iam:SimulatePrincipalPolicy on the users the answer is
+    # about, and ssm:DescribeInstanceInformation. TestUserA's ReadOnlyAccess has both
+    # (iam:Simulate*, ssm:Describe*); TestUserB has neither.
     a_key = iam.create_access_key(UserName="TestUserA")["AccessKey"]
     status, api = portcullis_api(server, (a_key["AccessKeyId"], a_key["SecretAccessKey"]),
                                  "WhatCan", {"Principal": "TestUserA"})
@@ -228,8 +229,27 @@ def test_access_matrix_and_stored_policy_lint_over_the_api(server, admin):
     b_key = iam.create_access_key(UserName="TestUserB")["AccessKey"]
     status, api = portcullis_api(server, (b_key["AccessKeyId"], b_key["SecretAccessKey"]),
                                  "WhoCan", {"Target": TEST_NODE})
-    assert status == 403 and api["__type"] == "AccessDenied", api
-    assert "iam:GetAccountAuthorizationDetails" in api["message"] and "user/TestUserB" in api["message"]
+    assert status == 400 and api["__type"] == "AccessDeniedException", api
+    assert "ssm:DescribeInstanceInformation" in api["message"] and "user/TestUserB" in api["message"]
+    # Allowed to simulate one user only: that user's answer, but no list of everyone, and the
+    # refusal names no other user.
+    iam.create_user(UserName="Auditor")
+    iam.put_user_policy(UserName="Auditor", PolicyName="one", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "ssm:DescribeInstanceInformation", "Resource": "*"},
+            {"Effect": "Allow", "Action": "iam:SimulatePrincipalPolicy",
+             "Resource": f"arn:aws:iam::{ACCOUNT}:user/TestUserB"}]}))
+    k = iam.create_access_key(UserName="Auditor")["AccessKey"]
+    auditor = (k["AccessKeyId"], k["SecretAccessKey"])
+    status, api = portcullis_api(server, auditor, "WhatCan", {"Principal": "TestUserB"})
+    assert status == 200 and api["Allowed"] == 1, api
+    status, api = portcullis_api(server, auditor, "WhatCan", {"Principal": "TestUserA"})
+    assert status == 403 and api["__type"] == "AccessDenied" and "user/TestUserA" in api["message"], api
+    status, api = portcullis_api(server, auditor, "WhoCan", {"Target": TEST_NODE})
+    assert status == 403 and f"arn:aws:iam::{ACCOUNT}:user/*" in api["message"], api
+    assert "TestUserA" not in api["message"], api
+    status, api = portcullis_api(server, auditor, "LintStoredPolicies", {})
+    assert status == 403 and "iam:GetAccountAuthorizationDetails" in api["message"], api
 
     # Bad input in AWS's shape.
     status, api = portcullis_api(server, keys, "WhoCan", {})

@@ -5,10 +5,13 @@
 //! `curl --aws-sigv4 aws:amz:REGION:portcullis --user KEY:SECRET -H 'X-Amz-Target:
 //! Portcullis.WhoCan' -H 'Content-Type: application/x-amz-json-1.1' -d '{"Target": "i-..."}'`.
 //!
-//! Who may ask: whoever could compute the answer from AWS's own APIs — the caller needs
-//! `iam:GetAccountAuthorizationDetails` (every user, group and policy document of the
-//! account) and `ssm:DescribeInstanceInformation` (the nodes). Both are checked, and
-//! audited, before the store is read.
+//! Who may ask ([`authorize_answer`], the rule the console follows too): answers about
+//! users' access are what `iam:SimulatePrincipalPolicy` gives through IAM's API, so a
+//! `WhoCan` (it says who can and who cannot) needs it on every IAM user of the account, a
+//! `WhatCan` on the one user; both also need `ssm:DescribeInstanceInformation` (they name
+//! nodes). `LintStoredPolicies` reads every policy document, which IAM's API gives with
+//! `iam:GetAccountAuthorizationDetails`. A failed check refuses the whole answer with
+//! AWS's message.
 
 use portcullis_analysis::matrix::{answer_json, default_context, tags_json, what_can, who_can};
 use portcullis_analysis::{lint, lint_together, Document, Fleet};
@@ -36,13 +39,61 @@ pub async fn handle(
             ))
         }
     }
-    svc.authorize(caller, "iam:GetAccountAuthorizationDetails", "*", &[], &[])?;
-    svc.authorize(caller, "ssm:DescribeInstanceInformation", "*", &[], &[])?;
+    if operation == "LintStoredPolicies" {
+        svc.authorize(caller, "iam:GetAccountAuthorizationDetails", "*", &[], &[])?;
+        let fleet = Fleet::load(svc.store().as_ref()).await?;
+        return Ok(lint_stored(&fleet));
+    }
+    // Read the input first (a malformed request is refused as such), then authorize.
+    let about = if operation == "WhoCan" {
+        None
+    } else {
+        Some(required(body, "Principal")?)
+    };
     let fleet = Fleet::load(svc.store().as_ref()).await?;
+    let about_user = about.map(|p| fleet.user_index(p));
+    authorize_answer(svc, caller, &fleet, about_user)?;
     match operation {
         "WhoCan" => run_who_can(&fleet, body),
-        "WhatCan" => run_what_can(&fleet, body),
-        _ => Ok(lint_stored(&fleet)),
+        _ => run_what_can(&fleet, body),
+    }
+}
+
+/// Authorizes an access-analysis answer: about every user (`None`) or about one
+/// (`Some(index)`, `Some(None)` for a user who does not exist). The rule is in the module
+/// docs; the console's answers follow it too.
+pub(crate) fn authorize_answer(
+    svc: &Service,
+    caller: &Caller,
+    fleet: &Fleet,
+    about: Option<Option<usize>>,
+) -> Result<(), Error> {
+    svc.authorize(caller, "ssm:DescribeInstanceInformation", "*", &[], &[])?;
+    let account = &fleet.account;
+    match about {
+        None => {
+            // The whole account first, so a caller allowed on only some users is refused
+            // without learning other users' names from the refusal.
+            let every = format!("arn:aws:iam::{account}:user/*");
+            svc.authorize(caller, "iam:SimulatePrincipalPolicy", &every, &[], &[])?;
+            for user in &fleet.users {
+                svc.authorize(caller, "iam:SimulatePrincipalPolicy", &user.arn, &[], &[])?;
+            }
+            Ok(())
+        }
+        Some(Some(i)) => {
+            let arn = fleet
+                .users
+                .get(i)
+                .map(|u| u.arn.as_str())
+                .unwrap_or_default();
+            svc.authorize(caller, "iam:SimulatePrincipalPolicy", arn, &[], &[])
+        }
+        // Authorized as IAM would before saying the user does not exist.
+        Some(None) => {
+            let every = format!("arn:aws:iam::{account}:user/*");
+            svc.authorize(caller, "iam:SimulatePrincipalPolicy", &every, &[], &[])
+        }
     }
 }
 

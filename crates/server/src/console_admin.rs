@@ -8,13 +8,14 @@
 //! `CreateActivation`, ...) with a `Caller` for the signed-in principal, and is audited like
 //! one: the console has no powers of its own, and a refusal is AWS's.
 //!
-//! Access analysis answers questions about other users' access, which through the API is
-//! `iam:SimulatePrincipalPolicy` on each of them. The rule: an answer that lists users (who
-//! can, what changes) needs `iam:SimulatePrincipalPolicy` allowed on **every** IAM user in
-//! the account (it also says who cannot) and `ssm:DescribeInstanceInformation` (it names
-//! nodes); an answer about one user (what can this user reach) needs
-//! `iam:SimulatePrincipalPolicy` on that user and `ssm:DescribeInstanceInformation`. The
-//! account root may always. A check that fails refuses the whole answer with AWS's message.
+//! Access analysis answers questions about other users' access, authorized as the API's
+//! `Portcullis.WhoCan`/`WhatCan` are ([`crate::access_api::authorize_answer`]): an answer
+//! that lists users (who can, what changes) needs `iam:SimulatePrincipalPolicy` allowed on
+//! **every** IAM user in the account (it also says who cannot) and
+//! `ssm:DescribeInstanceInformation` (it names nodes); an answer about one user (what can
+//! this user reach) needs `iam:SimulatePrincipalPolicy` on that user and
+//! `ssm:DescribeInstanceInformation`. The account root may always. A check that fails
+//! refuses the whole answer with AWS's message.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use portcullis_analysis::diff::{diff, edit_tags, PairChange, Target};
-use portcullis_analysis::matrix::{default_context, what_can, who_can, Answer};
+use portcullis_analysis::matrix::{answer_json, default_context, what_can, who_can};
 use portcullis_analysis::{lint, Document, Fleet};
 use portcullis_core::console::ConsoleUser;
 use portcullis_core::model::Tag;
@@ -884,35 +885,14 @@ async fn analysis_fleet(r: &Req, users: Option<&[String]>) -> Result<Fleet, Fail
         Box::new(operation_error(&r.state, &c, "SimulatePrincipalPolicy", &e))
     })?;
     let c = r.caller();
-    let mut check = svc.authorize(&c, "ssm:DescribeInstanceInformation", "*", &[], &[]);
-    if check.is_ok() {
-        for u in &fleet.users {
-            if users.is_some_and(|names| !names.contains(&u.name)) {
-                continue;
-            }
-            check = svc.authorize(&c, "iam:SimulatePrincipalPolicy", &u.arn, &[], &[]);
-            if check.is_err() {
-                break;
-            }
-        }
-    }
+    let check = match users {
+        None => crate::access_api::authorize_answer(svc, &c, &fleet, None),
+        Some(names) => names.iter().try_for_each(|name| {
+            crate::access_api::authorize_answer(svc, &c, &fleet, Some(fleet.user_index(name)))
+        }),
+    };
     r.done(&c, "SimulatePrincipalPolicy", check).await?;
     Ok(fleet)
-}
-
-fn answer_json(fleet: &Fleet, a: &Answer) -> Value {
-    let user = fleet.users.get(a.user);
-    let node = fleet.nodes.get(a.node);
-    json!({
-        "user": user.map(|u| u.name.as_str()),
-        "principal": user.map(|u| u.arn.as_str()),
-        "node": node.map(|n| n.id.as_str()),
-        "nodeTags": node.map(|n| tags_json(&n.tags)),
-        "action": a.action,
-        "decision": a.decision.as_str(),
-        "deciding": a.deciding.iter().map(|d| d.label.as_str()).collect::<Vec<_>>(),
-        "reason": a.reason,
-    })
 }
 
 async fn node_who_can(
