@@ -42,8 +42,8 @@ const loadTimes = [];
 
 // ---- the server and the world the tests share ------------------------------------------
 
-async function startServer(dataDir) {
-  const proc = spawn(BIN, ["server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--seed"], {
+async function startServer(dataDir, extraArgs = []) {
+  const proc = spawn(BIN, ["server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--seed", ...extraArgs], {
     env: { ...process.env, RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -335,6 +335,31 @@ test("a forged cookie is refused", async ({ page, context, world }) => {
   assert.ok(isSignInPage(page), page.url());
   const r = await page.request.get(world.endpoint + "/console/api/sessions");
   assert.equal(r.status(), 401);
+});
+
+test("an expired cookie is refused: pages go to sign-in, the API says 401", async ({ page, context }) => {
+  // A server of its own whose sign-ins last 2 seconds (--console-session-seconds).
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-expiry-"));
+  const { proc, endpoint } = await startServer(dataDir, ["--console-session-seconds", "2"]);
+  try {
+    const [id, secret] = credentials(dataDir).admin;
+    const r = await fetch(endpoint + "/console/api/signin", {
+      method: "POST", headers: { "content-type": "application/json", origin: endpoint },
+      body: JSON.stringify({ method: "key", accessKeyId: id, secretAccessKey: secret }),
+    });
+    assert.equal(r.status, 200, await r.text());
+    const cookie = r.headers.get("set-cookie").split(";")[0];
+    const me = async () => (await fetch(endpoint + "/console/api/me", { headers: { cookie } })).status;
+    assert.equal(await me(), 200, "fresh: signed in");
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal(await me(), 401, "expired: refused");
+    const [name, value] = cookie.split("=");
+    await context.addCookies([{ name, value, url: endpoint + "/console/" }]);
+    await page.goto(endpoint + "/console/nodes");
+    assert.ok(isSignInPage(page), page.url());
+  } finally {
+    proc.kill("SIGTERM");
+  }
 });
 
 test("a wrong password gets AWS's sign-in message", async ({ page }) => {

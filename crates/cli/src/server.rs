@@ -67,6 +67,15 @@ pub struct Args {
         value_name = "SECONDS"
     )]
     agent_grace_seconds: u64,
+    /// How long a web console sign-in lasts, in seconds (AWS's console: 12 hours).
+    #[arg(
+        long,
+        env = "PORTCULLIS_CONSOLE_SESSION_SECONDS",
+        default_value_t = 43_200,
+        value_parser = clap::value_parser!(i64).range(1..=604_800),
+        value_name = "SECONDS"
+    )]
+    console_session_seconds: i64,
 }
 
 /// The account and region the seed article's policies name.
@@ -161,6 +170,7 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     );
     println!("Try: AWS_SHARED_CREDENTIALS_FILE={dir}/credentials AWS_CONFIG_FILE={dir}/config aws --profile portcullis-admin sts get-caller-identity");
     tracing::info!(%endpoint, account = %service.account().id, "listening");
+    service.set_console_session_seconds(args.console_session_seconds);
     let mut state = AppState::new(service, tls.is_some());
     state.agent_grace = std::time::Duration::from_secs(args.agent_grace_seconds);
     let state = Arc::new(state);

@@ -19,7 +19,8 @@ use crate::model::{AuditEvent, KeyOwner, KeyStatus};
 use crate::ops_ssm::sha256_hex;
 use crate::service::{now, Caller, Identity, Service};
 
-/// How long a console session lasts from sign-in (AWS's console: 12 hours).
+/// How long a console session lasts from sign-in unless configured otherwise (AWS's
+/// console: 12 hours).
 pub const SESSION_SECONDS: i64 = 12 * 60 * 60;
 
 /// At most this many live sessions; signing in beyond it drops the oldest.
@@ -46,9 +47,20 @@ struct Entry {
 }
 
 /// The live console sessions, by SHA-256 of their id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsoleSessions {
     live: HashMap<String, Entry>,
+    /// How long a new session lasts, in seconds.
+    lifetime: i64,
+}
+
+impl Default for ConsoleSessions {
+    fn default() -> ConsoleSessions {
+        ConsoleSessions {
+            live: HashMap::new(),
+            lifetime: SESSION_SECONDS,
+        }
+    }
 }
 
 impl ConsoleSessions {
@@ -443,7 +455,17 @@ impl Service {
             .console
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sessions.open(login, now(), SESSION_SECONDS)
+        let lifetime = sessions.lifetime;
+        sessions.open(login, now(), lifetime)
+    }
+
+    /// How long console sessions signed in from now on last (at least one second).
+    pub fn set_console_session_seconds(&self, seconds: i64) {
+        let mut sessions = self
+            .console
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions.lifetime = seconds.max(1);
     }
 
     /// The signed-in principal of a console session id, with its identity looked up afresh;

@@ -45,6 +45,9 @@ pub struct FleetOptions {
     interval: Duration,
     /// Most lines one round prints.
     lines: u64,
+    /// Open-idle-exit cycles after the first, in the same processes: whether memory comes
+    /// back or grows with each.
+    cycles: usize,
 }
 
 pub fn options(args: impl Iterator<Item = String>) -> anyhow::Result<FleetOptions> {
@@ -53,6 +56,7 @@ pub fn options(args: impl Iterator<Item = String>) -> anyhow::Result<FleetOption
         hold: Duration::from_secs(300),
         interval: Duration::from_secs(10),
         lines: 2000,
+        cycles: 1,
     };
     let mut args = args;
     while let Some(arg) = args.next() {
@@ -67,20 +71,22 @@ pub fn options(args: impl Iterator<Item = String>) -> anyhow::Result<FleetOption
             "--hold" => opts.hold = Duration::from_secs(value()?),
             "--interval" => opts.interval = Duration::from_secs(value()?),
             "--lines" => opts.lines = value()?,
+            "--cycles" => opts.cycles = usize::try_from(value()?)?,
             "--help" | "-h" => {
                 println!(
-                    "portcullis-sessionbench fleet [--sessions 1000] [--hold 300] [--interval 10] [--lines 2000]\n\
+                    "portcullis-sessionbench fleet [--sessions 1000] [--hold 300] [--interval 10] [--lines 2000] [--cycles 1]\n\
                      Opens SESSIONS shells through the real server and agent, measures their memory per idle\n\
                      session, runs `seq` rounds in each every ~INTERVAL seconds for HOLD seconds and compares\n\
-                     every byte of output, then exits them all."
+                     every byte of output, then exits them all.\n\
+                     --cycles N: N-1 more open/idle/exit cycles in the same processes, with their memory."
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}`"),
         }
     }
-    if opts.sessions == 0 || opts.lines == 0 || opts.interval.is_zero() {
-        bail!("--sessions, --lines and --interval must be > 0");
+    if opts.sessions == 0 || opts.lines == 0 || opts.interval.is_zero() || opts.cycles == 0 {
+        bail!("--sessions, --lines, --interval and --cycles must be > 0");
     }
     Ok(opts)
 }
@@ -386,19 +392,7 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
     // Open them all.
     eprintln!("opening {} sessions", opts.sessions);
     let opened = Instant::now();
-    let gate = Arc::new(Semaphore::new(OPENING));
-    let mut tasks = Vec::new();
-    for index in 0..opts.sessions as u64 {
-        let (api, gate) = (api.clone(), gate.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = gate.acquire().await?;
-            open_shell(&api, index).await
-        }));
-    }
-    let mut shells = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        shells.push(task.await??);
-    }
+    let shells = open_all(&api, opts.sessions).await?;
     let open_secs = opened.elapsed().as_secs_f64();
     eprintln!("{} sessions open in {open_secs:.1} s", shells.len());
 
@@ -473,17 +467,24 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
     // End them all with `exit`; each must be Terminated in History.
     eprintln!("exiting {} sessions", shells.len());
     let ids: Vec<String> = shells.iter().map(|s| s.id.clone()).collect();
-    let mut closing = Vec::new();
-    for shell in shells {
-        closing.push(tokio::spawn(close(shell)));
-    }
-    for task in closing {
-        if !matches!(task.await, Ok(Ok(()))) {
-            lost += 1;
-        }
-    }
+    lost += close_all(shells).await;
     let terminated = terminated_count(&api, &ids).await?;
     let (server_end, agent_end) = (server.usage()?, agent.usage()?);
+
+    // More cycles in the same processes: open all, idle, exit all; RSS after each.
+    let mut cycles = Vec::new();
+    for cycle in 2..=opts.cycles {
+        eprintln!(
+            "cycle {cycle}: opening and exiting {} sessions",
+            opts.sessions
+        );
+        let shells = open_all(&api, opts.sessions).await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let idle = (server.usage()?, agent.usage()?);
+        lost += close_all(shells).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cycles.push((cycle, idle, (server.usage()?, agent.usage()?)));
+    }
     world.stop().await;
 
     let rounds = totals.rounds.load(Ordering::Relaxed);
@@ -539,6 +540,15 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
         "| Terminated in History after `exit` | {terminated} of {} |",
         opts.sessions
     );
+    for (cycle, idle, end) in &cycles {
+        println!(
+            "| cycle {cycle}: server RSS all idle / after exit; agent RSS all idle / after exit | {:.1} / {:.1}; {:.1} / {:.1} MiB |",
+            mib(idle.0.rss_kib),
+            mib(end.0.rss_kib),
+            mib(idle.1.rss_kib),
+            mib(end.1.rss_kib)
+        );
+    }
     if failures > 0 || lost > 0 || terminated != opts.sessions {
         bail!("the fleet run failed");
     }
@@ -566,6 +576,39 @@ async fn futures_join<T>(
         out.push(task.await);
     }
     out
+}
+
+/// Opens `n` sessions, [`OPENING`] at a time.
+async fn open_all(api: &Arc<SsmClient>, n: usize) -> anyhow::Result<Vec<Shell>> {
+    let gate = Arc::new(Semaphore::new(OPENING));
+    let mut tasks = Vec::new();
+    for index in 0..n as u64 {
+        let (api, gate) = (api.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await?;
+            open_shell(&api, index).await
+        }));
+    }
+    let mut shells = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        shells.push(task.await??);
+    }
+    Ok(shells)
+}
+
+/// `exit` in every shell; how many did not end.
+async fn close_all(shells: Vec<Shell>) -> usize {
+    let mut closing = Vec::new();
+    for shell in shells {
+        closing.push(tokio::spawn(close(shell)));
+    }
+    let mut lost = 0;
+    for task in closing {
+        if !matches!(task.await, Ok(Ok(()))) {
+            lost += 1;
+        }
+    }
+    lost
 }
 
 /// Opens a session as soon as the agent's control channel is up.
