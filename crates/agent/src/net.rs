@@ -17,6 +17,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 use url::Url;
 
@@ -281,7 +282,10 @@ impl Dialer {
             request.headers_mut().insert("authorization", value);
         }
         let conn = self.connect().await?;
-        match tokio_tungstenite::client_async(request, conn).await {
+        // Reads come in this many bytes at a time (frames may be larger); tungstenite's
+        // default, 128 KiB, allocated up front, was most of an idle session's memory.
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        match tokio_tungstenite::client_async_with_config(request, conn, Some(config)).await {
             Ok((ws, _response)) => Ok(ws),
             Err(WsError::Http(response)) => {
                 let body = response

@@ -446,20 +446,10 @@ impl Runner {
         }
     }
 
-    /// Acts on a step: keystrokes go to the PTY first (their echo is what the user waits
-    /// for; the acknowledgement is not), then the frames are written, then the other events.
+    /// Writes a step's frames, then acts on its events.
     async fn handle(&mut self, step: portcullis_stream::Step) -> Option<End> {
-        let mut events = Vec::with_capacity(step.events.len());
-        for event in step.events {
-            match (event, self.shell.as_mut()) {
-                (Event::Data(data), Some(shell)) if data.payload_type == PayloadType::Output => {
-                    shell.write(data.payload);
-                }
-                (event, _) => events.push(event),
-            }
-        }
         self.write(step.frames).await;
-        for event in events {
+        for event in step.events {
             match event {
                 Event::HandshakeResponse(response) => {
                     tracing::info!(client = %response.client_version, "handshake complete");

@@ -27,6 +27,10 @@ use crate::AppState;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Outgoing frames queued per socket before the sender waits.
 const QUEUE: usize = 256;
+/// Each socket reads this many bytes at a time (frames may be larger). The WebSocket
+/// library's default, 128 KiB allocated up front, was most of an idle session's memory
+/// (two sockets per session).
+const READ_BUFFER: usize = 16 * 1024;
 
 type Outbox = mpsc::Sender<Message>;
 
@@ -170,7 +174,8 @@ pub async fn control(
         Ok(node) => node,
         Err(resp) => return resp,
     };
-    ws.on_upgrade(move |socket| control_loop(state, node, socket))
+    ws.read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| control_loop(state, node, socket))
 }
 
 async fn control_loop(state: Arc<AppState>, node: Node, socket: WebSocket) {
@@ -272,7 +277,9 @@ pub async fn agent_data(
         Err(resp) => return resp,
     };
     match state.service.active_session_on(&session_id, &node.id).await {
-        Ok(Some(_)) => ws.on_upgrade(move |socket| agent_loop(state, session_id, socket)),
+        Ok(Some(_)) => ws
+            .read_buffer_size(READ_BUFFER)
+            .on_upgrade(move |socket| agent_loop(state, session_id, socket)),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             "no such active session on this node\n",
@@ -401,7 +408,8 @@ pub async fn client_data(
     Path(session_id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| client_loop(state, session_id, socket))
+    ws.read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| client_loop(state, session_id, socket))
 }
 
 async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
