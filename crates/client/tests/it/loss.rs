@@ -2,11 +2,16 @@
 //! middle of it and kept out for a while (the agent's output meanwhile is dropped by the
 //! relay), then ResumeSession: the client has every line exactly once, in order.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use portcullis_client::channel::{Channel, ChannelOptions, End, Input};
 use portcullis_client::SsmClient;
 use portcullis_stream::SizeData;
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
 use crate::proxy::Proxy;
@@ -14,6 +19,42 @@ use crate::real_agent::{start_when_online, RealAgent};
 use crate::world::{Captured, World};
 
 const LINES: u32 = 200_000;
+
+/// The client's output: captured, and the proxy cut (and new connections refused) the
+/// moment `threshold` bytes have been written, from inside the client's own write, so the
+/// cut falls in the middle of the output however fast it flows.
+struct CutAt {
+    out: Captured,
+    proxy: Proxy,
+    threshold: usize,
+    /// Bytes written when the cut was made (0: not yet).
+    at_cut: Arc<AtomicUsize>,
+}
+
+impl AsyncWrite for CutAt {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.out).poll_write(cx, buf);
+        let total = self.out.written();
+        if total >= self.threshold && self.at_cut.load(Ordering::SeqCst) == 0 {
+            self.proxy.refuse(true);
+            self.proxy.cut();
+            self.at_cut.store(total, Ordering::SeqCst);
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.out).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.out).poll_shutdown(cx)
+    }
+}
 
 /// FNV-1a over the bytes, as a checksum that is cheap to print.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -31,7 +72,16 @@ async fn a_cut_in_the_middle_of_seq_loses_and_repeats_nothing() {
     let grant = start_when_online(&api).await;
     let (tx, mut rx) = mpsc::channel(64);
     let out = Captured::default();
-    let (mut o, mut e) = (out.clone(), Captured::default());
+    let expected: String = (1..=LINES).map(|n| format!("{n}\r\n")).collect();
+    let at_cut = Arc::new(AtomicUsize::new(0));
+    // Cut when a fifth of the output has arrived, and keep the client out for a while.
+    let mut o = CutAt {
+        out: out.clone(),
+        proxy: proxy.clone(),
+        threshold: expected.len() / 5,
+        at_cut: at_cut.clone(),
+    };
+    let mut e = Captured::default();
     let options = ChannelOptions {
         reconnect_attempts: 40,
         reconnect_initial_delay: Duration::from_millis(50),
@@ -39,7 +89,6 @@ async fn a_cut_in_the_middle_of_seq_loses_and_repeats_nothing() {
         ..ChannelOptions::default()
     };
     let channel = Channel::new(grant, Some(&api), api.tls().clone(), options);
-    let expected: String = (1..=LINES).map(|n| format!("{n}\r\n")).collect();
     let script = async {
         tx.send(Input::Size(SizeData {
             cols: 120,
@@ -52,19 +101,13 @@ async fn a_cut_in_the_middle_of_seq_loses_and_repeats_nothing() {
         ))
         .await
         .unwrap();
-        // Cut when a fifth of the output has arrived, and keep the client out for a while.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while out.written() < expected.len() / 5 {
+        while at_cut.load(Ordering::SeqCst) == 0 {
             assert!(tokio::time::Instant::now() < deadline, "no output");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        proxy.refuse(true);
-        proxy.cut();
-        let at_cut = out.written();
-        assert!(
-            !out.text().contains("seq-done-42"),
-            "the output ended before the cut"
-        );
+        let at_cut = at_cut.load(Ordering::SeqCst);
+        assert!(at_cut < expected.len(), "the cut fell after the output");
         // The server saw the client go (the agent keeps producing; the relay drops it).
         let direct = world.client();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+#[derive(Clone)]
 pub struct Proxy {
     pub addr: SocketAddr,
     refuse: Arc<AtomicBool>,
