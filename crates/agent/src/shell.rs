@@ -52,16 +52,6 @@ impl std::fmt::Debug for Shell {
     }
 }
 
-/// Reads of a PTY that mean "no more output": end of file, or `EIO` (Linux's answer once
-/// the last holder of the terminal is gone).
-fn is_end(result: &io::Result<usize>) -> bool {
-    match result {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted,
-    }
-}
-
 impl Shell {
     /// Starts `command` on a new PTY of `size`; output comes in chunks of at most `chunk`
     /// bytes (whatever the terminal holds, up to that size). Must run on the runtime.
@@ -170,10 +160,11 @@ impl Shell {
                 fd.read(buf.get_mut(..want).unwrap_or_default())
             });
             match result {
+                Ok(0) => return false,
+                Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result if is_end(&result) => return false,
-                Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                // `EIO`: Linux's answer once the last holder of the terminal is gone.
                 Err(_) => return false,
             }
         }
@@ -195,10 +186,9 @@ impl Shell {
                         drop(guard);
                         let mut out = Vec::new();
                         let open = self.read_now(&mut out);
+                        // Output first; an end found with it is found again by the next
+                        // read (nothing cleared the readiness) and reported then.
                         if !out.is_empty() {
-                            if !open {
-                                self.output_done = true;
-                            }
                             Some(ShellEvent::Output(out))
                         } else if !open {
                             Some(ShellEvent::OutputEnd)

@@ -206,27 +206,27 @@ fn run_what_can(fleet: &Fleet, body: &Value) -> Result<Value, Error> {
 /// together for the rules that look across statements (self-tagging, shadowed, redundant):
 /// only what those add is listed per user.
 fn lint_stored(fleet: &Fleet) -> Value {
-    let mut documents: Vec<(String, &str, &Policy)> = Vec::new();
+    let mut documents: Vec<(&str, &str, &Policy)> = Vec::new();
     for i in 0..fleet.users.len() {
         for p in fleet.user_policies(i) {
             if !documents.iter().any(|(label, _, _)| *label == p.label) {
-                documents.push((p.label.clone(), p.document.as_str(), &p.policy));
+                documents.push((&p.label, &p.document, &p.policy));
             }
         }
     }
     let mut on_their_own = Vec::new();
-    let mut alone: Vec<(String, portcullis_analysis::Finding)> = Vec::new();
+    let mut alone: Vec<portcullis_analysis::Finding> = Vec::new();
     for (label, text, policy) in &documents {
         let findings = lint(&Document {
             name: label,
             text,
             policy,
         });
-        alone.extend(findings.iter().map(|f| (label.clone(), f.clone())));
         on_their_own.push(json!({
             "Policy": label,
             "Findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
         }));
+        alone.extend(findings);
     }
     let mut per_user = Vec::new();
     for (i, user) in fleet.users.iter().enumerate() {
@@ -242,7 +242,7 @@ fn lint_stored(fleet: &Fleet) -> Value {
             .collect();
         let added: Vec<Value> = lint_together(&docs)
             .iter()
-            .filter(|f| !alone.iter().any(|(_, a)| a == *f))
+            .filter(|f| !alone.contains(f))
             .map(finding_json)
             .collect();
         if !added.is_empty() {
