@@ -661,29 +661,84 @@ async fn sessions(
     }
 }
 
+/// A signed-in request: its user and a fresh `Caller` for each operation.
+pub(crate) struct Req {
+    pub(crate) state: Arc<AppState>,
+    pub(crate) user: ConsoleUser,
+    pub(crate) peer: SocketAddr,
+}
+
+impl Req {
+    pub(crate) fn caller(&self) -> Caller {
+        caller_for(&self.state, &self.user, self.peer)
+    }
+
+    /// Runs nothing; says whether `action` on `resource` would be allowed (a hint for which
+    /// controls to show; the operation itself decides).
+    pub(crate) fn may(&self, action: &str, resource: &str) -> bool {
+        let probe = self.caller();
+        self.state
+            .service
+            .authorize(&probe, action, resource, &[], &[])
+            .is_ok()
+    }
+
+    /// Runs one operation's result through the audit log; a failure becomes AWS's reply.
+    pub(crate) async fn done<T>(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        result: Result<T, Error>,
+    ) -> Result<T, Fail> {
+        audit(&self.state, caller, operation, result.as_ref().err()).await;
+        result.map_err(|e| Box::new(operation_error(&self.state, caller, operation, &e)))
+    }
+}
+
+/// The signed-in user of a console API request (and, for a POST, its CSRF token checked).
+pub(crate) async fn signed(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    post: bool,
+) -> Result<Req, Fail> {
+    let user = signed_in(&state, headers).await?;
+    if post {
+        check_csrf(&state, headers, &user).map_err(|r| Box::new(r.into_response()))?;
+    }
+    Ok(Req { state, user, peer })
+}
+
+/// Handlers fail with a boxed reply (a `Response` is large to move around in a `Result`).
+pub(crate) type Fail = Box<Response>;
+
+/// A handler's reply, whichever way it went.
+pub(crate) fn flatten(r: Result<Response, Fail>) -> Response {
+    r.unwrap_or_else(|e| *e)
+}
+
 async fn terminate(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let user = match signed_in(&state, &headers).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
-    if let Err(refused) = check_csrf(&state, &headers, &user) {
-        return refused.into_response();
-    }
-    let caller = caller_for(&state, &user, peer);
-    let result = state.service.terminate_session(&caller, &id).await;
-    audit(&state, &caller, "TerminateSession", result.as_ref().err()).await;
-    match result {
-        Ok(session) => {
-            state.hub.terminate_session(&session.target, &session.id);
-            json_reply(StatusCode::OK, json!({"SessionId": session.id}))
+    flatten(
+        async {
+            let r = signed(state, peer, &headers, true).await?;
+            let c = r.caller();
+            let session = r
+                .done(
+                    &c,
+                    "TerminateSession",
+                    r.state.service.terminate_session(&c, &id).await,
+                )
+                .await?;
+            r.state.hub.terminate_session(&session.target, &session.id);
+            Ok(json_reply(StatusCode::OK, json!({"SessionId": session.id})))
         }
-        Err(e) => operation_error(&state, &caller, "TerminateSession", &e),
-    }
+        .await,
+    )
 }
 
 /// The reply to a started or resumed session: what `StartSession` returns on the AWS API,
@@ -709,36 +764,32 @@ async fn start_session(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let user = match signed_in(&state, &headers).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
-    if let Err(refused) = check_csrf(&state, &headers, &user) {
-        return refused.into_response();
-    }
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let Some(target) = body.get("Target").and_then(Value::as_str) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "Send a JSON body with the node id in `Target`.",
-        );
-    };
-    let caller = caller_for(&state, &user, peer);
-    let result = state
-        .service
-        .start_session(&caller, target, None, None)
-        .await;
-    audit(&state, &caller, "StartSession", result.as_ref().err()).await;
-    match result {
-        Ok(grant) => {
-            state
+    flatten(
+        async {
+            let r = signed(state, peer, &headers, true).await?;
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let Some(target) = body.get("Target").and_then(Value::as_str) else {
+                return Ok(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "Send a JSON body with the node id in `Target`.",
+                ));
+            };
+            let c = r.caller();
+            let grant = r
+                .done(
+                    &c,
+                    "StartSession",
+                    r.state.service.start_session(&c, target, None, None).await,
+                )
+                .await?;
+            r.state
                 .hub
                 .open_session(target, &grant.session_id, DEFAULT_SESSION_DOCUMENT);
-            stream_reply(&state, &headers, &grant)
+            Ok(stream_reply(&r.state, &headers, &grant))
         }
-        Err(e) => operation_error(&state, &caller, "StartSession", &e),
-    }
+        .await,
+    )
 }
 
 /// `POST /console/api/sessions/{id}/resume`: `ResumeSession`, a new token for the terminal
@@ -749,20 +800,21 @@ async fn resume_session(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let user = match signed_in(&state, &headers).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
-    if let Err(refused) = check_csrf(&state, &headers, &user) {
-        return refused.into_response();
-    }
-    let caller = caller_for(&state, &user, peer);
-    let result = state.service.resume_session(&caller, &id).await;
-    audit(&state, &caller, "ResumeSession", result.as_ref().err()).await;
-    match result {
-        Ok(grant) => stream_reply(&state, &headers, &grant),
-        Err(e) => operation_error(&state, &caller, "ResumeSession", &e),
-    }
+    flatten(
+        async {
+            let r = signed(state, peer, &headers, true).await?;
+            let c = r.caller();
+            let grant = r
+                .done(
+                    &c,
+                    "ResumeSession",
+                    r.state.service.resume_session(&c, &id).await,
+                )
+                .await?;
+            Ok(stream_reply(&r.state, &headers, &grant))
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]

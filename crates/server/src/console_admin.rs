@@ -22,22 +22,21 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use portcullis_analysis::diff::{diff, edit_tags, PairChange, Target};
 use portcullis_analysis::matrix::{answer_json, default_context, what_can, who_can};
 use portcullis_analysis::{lint, Document, Fleet};
-use portcullis_core::console::ConsoleUser;
 use portcullis_core::model::Tag;
 use portcullis_core::ops_ec2::TagRemoval;
 use portcullis_core::ops_ssm::NewActivation;
 use portcullis_core::policies::UserPolicy;
-use portcullis_core::{policy_error, Caller, Error};
+use portcullis_core::policy_error;
 use portcullis_iam::{validate, Policy, PolicyKind};
 use serde_json::{json, Value};
 
-use crate::console::{audit, caller_for, check_csrf, json_reply, operation_error, signed_in};
+use crate::console::{audit, flatten, json_reply, operation_error, signed, Fail, Req};
 use crate::AppState;
 
 /// The one action whose answers are shown: opening a shell.
@@ -73,56 +72,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/console/api/what-changes", post(what_changes))
 }
-
-/// A signed-in request: its user and a fresh `Caller` for each operation.
-struct Req {
-    state: Arc<AppState>,
-    user: ConsoleUser,
-    peer: SocketAddr,
-}
-
-impl Req {
-    fn caller(&self) -> Caller {
-        caller_for(&self.state, &self.user, self.peer)
-    }
-
-    /// Runs nothing; says whether `action` on `resource` would be allowed (a hint for which
-    /// controls to show; the operation itself decides).
-    fn may(&self, action: &str, resource: &str) -> bool {
-        let probe = self.caller();
-        self.state
-            .service
-            .authorize(&probe, action, resource, &[], &[])
-            .is_ok()
-    }
-
-    /// Runs one operation's result through the audit log; a failure becomes AWS's reply.
-    async fn done<T>(
-        &self,
-        caller: &Caller,
-        operation: &str,
-        result: Result<T, Error>,
-    ) -> Result<T, Fail> {
-        audit(&self.state, caller, operation, result.as_ref().err()).await;
-        result.map_err(|e| Box::new(operation_error(&self.state, caller, operation, &e)))
-    }
-}
-
-async fn signed(
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    post: bool,
-) -> Result<Req, Fail> {
-    let user = signed_in(&state, headers).await?;
-    if post {
-        check_csrf(&state, headers, &user).map_err(|r| Box::new(r.into_response()))?;
-    }
-    Ok(Req { state, user, peer })
-}
-
-/// Handlers fail with a boxed reply (a `Response` is large to move around in a `Result`).
-type Fail = Box<Response>;
 
 fn bad(message: impl Into<String>) -> Fail {
     Box::new(json_reply(
@@ -200,10 +149,6 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 fn ok(body: Value) -> Response {
     json_reply(StatusCode::OK, body)
-}
-
-fn flatten(r: Result<Response, Fail>) -> Response {
-    r.unwrap_or_else(|e| *e)
 }
 
 // ---- what the signed-in principal may use -------------------------------------------------
