@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use portcullis_stream::{
     session_type, Agent, Config, Event, Flag, HandshakeRequest, PayloadType, SendError, Session,
-    WallClock,
+    WallClock, ACK_DELAY,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -75,6 +75,7 @@ impl Default for SessionConfig {
                 max_payload_size: 32 * 1024,
                 outgoing_capacity: 1024,
                 id_seed: rand::random(),
+                ack_delay: ACK_DELAY,
                 ..Config::default()
             },
             kill_grace: Duration::from_secs(2),

@@ -76,6 +76,16 @@ pub struct Args {
         value_name = "SECONDS"
     )]
     console_session_seconds: i64,
+    /// Threads that serve connections and API calls (default: one per CPU). 1 runs
+    /// everything on one thread: the lowest keystroke latency through the session relay
+    /// (BENCHMARKS.md), with API calls sharing that thread.
+    #[arg(
+        long,
+        env = "PORTCULLIS_WORKER_THREADS",
+        value_parser = clap::value_parser!(u16).range(1..=1024),
+        value_name = "N"
+    )]
+    worker_threads: Option<u16>,
 }
 
 /// The account and region the seed article's policies name.
@@ -97,7 +107,20 @@ const SEED_POLICIES: [(&str, &str); 3] = [
 ];
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut builder = match args.worker_threads {
+        // No hand-offs between threads: a relayed frame is read and written by one thread.
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n.into());
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(serve(args))
 }
 

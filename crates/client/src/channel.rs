@@ -106,7 +106,10 @@ impl Default for ChannelOptions {
             keepalive: Duration::from_secs(30),
             on_eof: OnEof::Nothing,
             state_file: None,
-            stream: Config::default(),
+            stream: Config {
+                ack_delay: portcullis_stream::ACK_DELAY,
+                ..Config::default()
+            },
             on_ready: None,
         }
     }

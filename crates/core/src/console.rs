@@ -11,7 +11,7 @@
 //! ends the session at once, and policy changes apply to the next click.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::ids;
@@ -267,15 +267,6 @@ fn refused() -> Error {
     Error::new(401, "SignInFailed", SIGN_IN_REFUSED)
 }
 
-/// A hash to check a password against when the user or profile does not exist, so that a
-/// wrong user name costs as much time as a wrong password.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        crate::ops_iam::hash_password(&ids::token()).unwrap_or_else(|_| String::new())
-    })
-}
-
 /// Compares two secrets without an early exit on the first difference.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -403,15 +394,14 @@ impl Service {
         } else {
             self.store.login_profile(user).await?
         };
-        let Some(profile) = profile else {
-            // Spend the same time as a real check, then refuse with the same words.
-            let _ = crate::ops_iam::verify_password(decoy_hash(), password);
-            return Err(refused());
-        };
-        // Argon2id with its default cost: tens of milliseconds, on the calling worker.
-        if !crate::ops_iam::verify_password(&profile.password_hash, password) {
+        // No such user or profile: the same time spent and the same words as a wrong password.
+        let hash = profile.as_ref().map(|p| p.password_hash.clone());
+        if !crate::ops_iam::verify_password(hash, password).await {
             return Err(refused());
         }
+        let Some(profile) = profile else {
+            return Err(refused());
+        };
         if profile.password_reset_required {
             return Err(Error::new(
                 403,

@@ -1287,8 +1287,39 @@ fn check_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// An Argon2id hash of the password (PHC string, random 16-byte salt).
-pub(crate) fn hash_password(password: &str) -> Result<String> {
+/// An Argon2id hash of the password (PHC string, random 16-byte salt), made on the blocking
+/// pool: tens of milliseconds of CPU that would otherwise stall every connection sharing the
+/// worker, relayed keystrokes included.
+pub(crate) async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || argon2_hash(&password))
+        .await
+        .map_err(|_| Error::internal())?
+}
+
+/// Whether `password` is the one `hash` was made from (the console's sign-in), checked on the
+/// blocking pool. `None` checks against a decoy, so that a missing user or profile costs as
+/// much time as a wrong password.
+pub(crate) async fn verify_password(hash: Option<String>, password: &str) -> bool {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => argon2_verify(&hash, &password),
+        None => {
+            let _ = argon2_verify(decoy_hash(), &password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash of a random secret, for [`verify_password`] to spend its time on.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| argon2_hash(&crate::ids::token()).unwrap_or_default())
+}
+
+fn argon2_hash(password: &str) -> Result<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     use rand::RngCore;
     let mut salt = [0_u8; 16];
@@ -1300,8 +1331,7 @@ pub(crate) fn hash_password(password: &str) -> Result<String> {
         .map_err(|_| Error::internal())
 }
 
-/// Whether `password` is the one `hash` was made from (the console's sign-in).
-pub(crate) fn verify_password(hash: &str, password: &str) -> bool {
+fn argon2_verify(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash).is_ok_and(|parsed| {
         argon2::Argon2::default()
@@ -1327,7 +1357,7 @@ impl Service {
         check_password(password)?;
         let profile = LoginProfile {
             user_name: user.name.clone(),
-            password_hash: hash_password(password)?,
+            password_hash: hash_password(password).await?,
             created: now(),
             password_reset_required,
         };
@@ -1375,7 +1405,10 @@ impl Service {
         if self.store.login_profile(name).await?.is_none() {
             return Err(no_such_login_profile(name));
         }
-        let hash = password.map(hash_password).transpose()?;
+        let hash = match password {
+            Some(password) => Some(hash_password(password).await?),
+            None => None,
+        };
         match self
             .store
             .update_login_profile(name, hash.as_deref(), password_reset_required)
@@ -1971,17 +2004,21 @@ mod tests {
         assert!(check_password("passwörd€").is_err());
     }
 
-    #[test]
-    fn password_hashes_are_salted_argon2id() {
-        let a = hash_password("correct horse").unwrap();
-        let b = hash_password("correct horse").unwrap();
+    #[tokio::test]
+    async fn password_hashes_are_salted_argon2id() {
+        let a = hash_password("correct horse").await.unwrap();
+        let b = hash_password("correct horse").await.unwrap();
         assert!(a.starts_with("$argon2id$"), "{a}");
         assert_ne!(a, b, "a random salt each time");
         assert!(!a.contains("correct horse"));
-        assert!(verify_password(&a, "correct horse"));
-        assert!(verify_password(&b, "correct horse"));
-        assert!(!verify_password(&a, "correct horsf"));
-        assert!(!verify_password("not a hash", "correct horse"));
+        assert!(verify_password(Some(a.clone()), "correct horse").await);
+        assert!(verify_password(Some(b), "correct horse").await);
+        assert!(!verify_password(Some(a), "correct horsf").await);
+        assert!(!verify_password(Some("not a hash".to_owned()), "correct horse").await);
+        assert!(
+            !verify_password(None, "correct horse").await,
+            "the decoy never matches"
+        );
     }
 
     #[test]

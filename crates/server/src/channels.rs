@@ -142,15 +142,23 @@ async fn authenticate_node(state: &AppState, headers: &HeaderMap) -> Result<Node
     }
 }
 
-/// Writes queued messages to the socket until the queue closes or the socket fails.
+/// Writes queued messages to the socket until the queue closes or the socket fails. What is
+/// queued together goes out in one write (a keystroke's echo and its acknowledgement
+/// arrive together; two writes would wake the reader twice).
 fn spawn_writer(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Message>,
 ) {
     tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            let close = matches!(msg, Message::Close(_));
-            if sink.send(msg).await.is_err() || close {
+        let mut batch = Vec::new();
+        'write: while rx.recv_many(&mut batch, QUEUE).await > 0 {
+            for msg in batch.drain(..) {
+                let close = matches!(msg, Message::Close(_));
+                if sink.feed(msg).await.is_err() || close {
+                    break 'write;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }

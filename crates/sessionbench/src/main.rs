@@ -15,7 +15,10 @@
 //!
 //! Run (as root, `sshd` needs it): `cargo build --release -p portcullis-cli -p
 //! portcullis-sessionbench && target/release/portcullis-sessionbench [--starts 20]
-//! [--keys 500] [--bulk-mib 200]`; `SESSIONBENCH_DEBUG=1` prints every output chunk.
+//! [--keys 500] [--bulk-mib 200] [--threads 1]`; `SESSIONBENCH_DEBUG=1` prints every output
+//! chunk. `--threads` sizes this process's runtime (1: one thread, as our client runs);
+//! the server inherits the environment, so `PORTCULLIS_WORKER_THREADS=1` runs it on one
+//! thread.
 //!
 //! `portcullis-sessionbench fleet` is the other benchmark: many concurrent sessions through
 //! the real binaries, their memory and every byte of their output ([`fleet`]).
@@ -43,6 +46,8 @@ struct Options {
     starts: usize,
     keys: usize,
     bulk_mib: usize,
+    /// Threads of this process's runtime, which drives both terminals.
+    threads: usize,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -50,6 +55,7 @@ fn options() -> anyhow::Result<Options> {
         starts: 20,
         keys: 500,
         bulk_mib: 200,
+        threads: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,9 +69,10 @@ fn options() -> anyhow::Result<Options> {
             "--starts" => opts.starts = value()?,
             "--keys" => opts.keys = value()?,
             "--bulk-mib" => opts.bulk_mib = value()?,
+            "--threads" => opts.threads = value()?,
             "--help" | "-h" => {
                 println!(
-                    "portcullis-sessionbench [--starts 20] [--keys 500] [--bulk-mib 200]\n\
+                    "portcullis-sessionbench [--starts 20] [--keys 500] [--bulk-mib 200] [--threads 1]\n\
                           portcullis-sessionbench fleet --help"
                 );
                 std::process::exit(0);
@@ -75,6 +82,9 @@ fn options() -> anyhow::Result<Options> {
     }
     if opts.starts == 0 || opts.keys == 0 || opts.keys > 4000 || opts.bulk_mib == 0 {
         bail!("--starts and --bulk-mib must be > 0, --keys within 1..=4000 (one PTY line)");
+    }
+    if opts.threads == 0 {
+        bail!("--threads must be > 0");
     }
     Ok(opts)
 }
@@ -482,13 +492,33 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("fleet") {
-        return fleet::run(fleet::options(std::env::args().skip(2))?).await;
+        // A thousand sessions' checks run in parallel.
+        let options = fleet::options(std::env::args().skip(2))?;
+        return tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(fleet::run(options));
     }
     let opts = options()?;
+    // By default one thread, as `portcullis session start` runs its client: no hand-offs
+    // between threads in the harness, which drives both terminals alike.
+    let runtime = if opts.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(opts.threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(side_by_side(opts))
+}
 
+async fn side_by_side(opts: Options) -> anyhow::Result<()> {
     let world = fleet::World::start().await?;
     let api = world.api.clone();
     world.wait_online().await.context("agent online")?;

@@ -20,7 +20,7 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use portcullis_stream::{
-//!     Agent, Client, Config, Event, HandshakeRequest, PayloadType, Session, WallClock,
+//!     Agent, Client, Config, Event, ACK_DELAY, HandshakeRequest, PayloadType, Session, WallClock,
 //!     session_type,
 //! };
 //!
@@ -77,5 +77,5 @@ pub use payload::{
 };
 pub use session::{
     Agent, Client, Config, Event, Failure, Finished, FrameError, Role, RoleKind, SendError,
-    Session, Stats, Step, StreamData, WallClock,
+    Session, Stats, Step, StreamData, WallClock, ACK_DELAY,
 };

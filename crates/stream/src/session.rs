@@ -63,6 +63,12 @@
 //! Acknowledgements are matched by sequence number only, as AWS does; one for a message no
 //! longer buffered is counted in [`Stats::stale_acks`] and otherwise ignored.
 //!
+//! An acknowledgement leaves at once (AWS), or, with [`Config::ack_delay`], waits up to that
+//! long for the next frame this side sends and leaves right behind it: a keystroke's echo
+//! then overtakes the keystroke's acknowledgement through the relay and the client, and the
+//! two share one write. [`Session::poll_timeout`] includes the wait; 64 waiting
+//! acknowledgements leave at once.
+//!
 //! # Refused frames
 //!
 //! A frame that does not decode ([`crate::DecodeError`]), a stream message of the direction
@@ -143,6 +149,11 @@ pub struct Config {
     /// Seed for message ids (mixed with the wall clock's origin). Message ids need only be
     /// unique, not secret; seed from a random source for distinct ids across processes.
     pub id_seed: u64,
+    /// How long an acknowledgement may wait to leave behind the next frame this side sends.
+    /// AWS: zero, every acknowledgement at once. A few milliseconds lets the reply to a
+    /// keystroke (its echo) overtake the keystroke's acknowledgement, so neither relay nor
+    /// peer handles the acknowledgement first; it costs the peer that much RTT estimate.
+    pub ack_delay: Duration,
 }
 
 impl Default for Config {
@@ -160,6 +171,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(15),
             client_version: env!("CARGO_PKG_VERSION").to_owned(),
             id_seed: 0,
+            ack_delay: Duration::ZERO,
         }
     }
 }
@@ -449,6 +461,13 @@ struct Pending {
 /// Acknowledgements of later messages that trigger a fast retransmission of the oldest.
 const FAST_RETRANSMIT_ACKS: u32 = 3;
 
+/// The [`Config::ack_delay`] Portcullis's own agent and client use: far longer than a
+/// terminal takes to echo, far shorter than any retransmission timeout (≥ 100 ms).
+pub const ACK_DELAY: Duration = Duration::from_millis(2);
+
+/// Deferred acknowledgements ([`Config::ack_delay`]) that are sent at once, however early.
+const MAX_DEFERRED_ACKS: usize = 64;
+
 #[derive(Debug)]
 enum Handshake {
     /// Agent, before [`Session::start`].
@@ -484,6 +503,9 @@ pub struct Session<R: Role> {
     // Receiving.
     expected: i64,
     reorder: BTreeMap<i64, ClientMessage>,
+    /// Acknowledgements waiting for the next frame out, or for `acks_due`.
+    deferred_acks: Vec<Vec<u8>>,
+    acks_due: Option<Instant>,
     stats: Stats,
     role: PhantomData<fn() -> R>,
 }
@@ -510,6 +532,8 @@ impl<R: Role> Session<R> {
             paused: false,
             expected: 0,
             reorder: BTreeMap::new(),
+            deferred_acks: Vec::new(),
+            acks_due: None,
             stats: Stats::default(),
             role: PhantomData,
         }
@@ -520,6 +544,12 @@ impl<R: Role> Session<R> {
     /// A refused frame returns an error and changes nothing. After the session finished,
     /// frames that decode are ignored.
     pub fn on_frame(&mut self, frame: &[u8], now: Instant) -> Result<Step, FrameError> {
+        let mut step = self.frame_step(frame, now)?;
+        self.release_acks(now, &mut step);
+        Ok(step)
+    }
+
+    fn frame_step(&mut self, frame: &[u8], now: Instant) -> Result<Step, FrameError> {
         let message = ClientMessage::decode(frame)?;
         let mut step = Step::default();
         if self.finished.is_some() {
@@ -604,6 +634,7 @@ impl<R: Role> Session<R> {
                 self.held.push_back((payload_type, payload.to_vec()));
             }
         }
+        self.release_acks(now, &mut step);
         Ok(step)
     }
 
@@ -614,38 +645,44 @@ impl<R: Role> Session<R> {
         if self.finished.is_some() {
             return step;
         }
+        self.due_timers(now, &mut step);
+        self.release_acks(now, &mut step);
+        step
+    }
+
+    fn due_timers(&mut self, now: Instant, step: &mut Step) {
         if let Handshake::AwaitingResponse { started, .. } = self.handshake {
             if started
                 .checked_add(self.config.handshake_timeout)
                 .is_some_and(|deadline| now >= deadline)
             {
-                self.fail(Failure::HandshakeTimedOut, &mut step);
-                return step;
+                self.fail(Failure::HandshakeTimedOut, step);
+                return;
             }
         }
         if self.paused {
-            return step;
+            return;
         }
-        self.send_unsent(now, &mut step);
+        self.send_unsent(now, step);
         let wait = self.resend_wait();
         let max_attempts = self.config.max_resend_attempts;
         let Some(oldest) = self.unacked.front_mut() else {
-            return step;
+            return;
         };
         let due = oldest
             .last_sent
             .and_then(|t| t.checked_add(wait))
             .is_some_and(|due| now >= due);
         if !due {
-            return step;
+            return;
         }
         if oldest.attempts >= max_attempts {
             let failure = Failure::ResendExhausted {
                 sequence_number: oldest.seq,
                 attempts: oldest.attempts,
             };
-            self.fail(failure, &mut step);
-            return step;
+            self.fail(failure, step);
+            return;
         }
         oldest.attempts = oldest.attempts.saturating_add(1);
         oldest.last_sent = Some(now);
@@ -654,7 +691,6 @@ impl<R: Role> Session<R> {
         step.frames.push(oldest.frame.clone());
         self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
         self.rtt.back_off();
-        step
     }
 
     /// When [`Session::poll_timers`] next has something to do, if ever.
@@ -676,10 +712,10 @@ impl<R: Role> Session<R> {
                 .and_then(|p| p.last_sent)
                 .and_then(|t| t.checked_add(self.resend_wait()))
         };
-        match (handshake, resend) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [handshake, resend, self.acks_due]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The socket was replaced (the client resumed the session): resends every
@@ -694,6 +730,7 @@ impl<R: Role> Session<R> {
         let mut step = Step::default();
         if self.finished.is_none() {
             self.resend_all(now, &mut step);
+            self.release_acks(now, &mut step);
         }
         step
     }
@@ -957,8 +994,29 @@ impl<R: Role> Session<R> {
             self.clock.unix_ms(now),
             content.to_json(),
         );
-        step.frames.push(ack.encode());
         self.stats.acks_sent = self.stats.acks_sent.saturating_add(1);
+        let delay = self.config.ack_delay;
+        match now.checked_add(delay).filter(|_| !delay.is_zero()) {
+            Some(due) => {
+                self.deferred_acks.push(ack.encode());
+                self.acks_due.get_or_insert(due);
+            }
+            None => step.frames.push(ack.encode()),
+        }
+    }
+
+    /// Sends the deferred acknowledgements behind the step's own frames, if it has any, or
+    /// when they are due or too many.
+    fn release_acks(&mut self, now: Instant, step: &mut Step) {
+        let due = self.acks_due.is_some_and(|due| now >= due);
+        let release =
+            due || !step.frames.is_empty() || self.deferred_acks.len() >= MAX_DEFERRED_ACKS;
+        if release && !self.deferred_acks.is_empty() {
+            step.frames.append(&mut self.deferred_acks);
+        }
+        if self.deferred_acks.is_empty() {
+            self.acks_due = None;
+        }
     }
 
     fn deliver(&mut self, message: ClientMessage, now: Instant, step: &mut Step) {
@@ -1124,6 +1182,7 @@ impl Session<Agent> {
             now,
             &mut step,
         );
+        self.release_acks(now, &mut step);
         Ok(step)
     }
 
@@ -1163,6 +1222,8 @@ impl Session<Agent> {
         if matches!(self.finished, Some(Finished::Closed { .. })) {
             return step;
         }
+        step.frames.append(&mut self.deferred_acks);
+        self.acks_due = None;
         let id = self.ids.next_id();
         let created = self.clock.unix_ms(now);
         let payload = ChannelClosed {

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod acks;
 mod corrupt;
 mod handshake;
 mod properties;

@@ -4,17 +4,21 @@
 
 use std::time::Duration;
 
-use portcullis_stream::{Event, SizeData};
+use portcullis_stream::{Config, Event, SizeData};
 
 use crate::sim::{data, produce_input, produce_output, Link, Pair, Producer, MS};
 
 const MEGABYTE: usize = 1 << 20;
 
-fn lossy_transfer(seed: u64) {
+fn lossy_transfer(seed: u64, ack_delay: Duration) {
     let link = |s| Link::new(s, 10 * MS, 15 * MS, 0.10, 0.05);
+    let config = || Config {
+        ack_delay,
+        ..crate::sim::config()
+    };
     let mut pair = Pair::new(
-        crate::sim::config(),
-        crate::sim::config(),
+        config(),
+        config(),
         link(seed),
         link(seed.wrapping_mul(31).wrapping_add(7)),
     );
@@ -112,7 +116,14 @@ fn lossy_transfer(seed: u64) {
 #[test]
 fn one_megabyte_over_a_lossy_link_arrives_once_in_order() {
     for seed in [1, 2, 3] {
-        lossy_transfer(seed);
+        lossy_transfer(seed, Duration::ZERO);
+    }
+}
+
+#[test]
+fn delayed_acknowledgements_lose_nothing_over_a_lossy_link() {
+    for seed in [4, 5] {
+        lossy_transfer(seed, portcullis_stream::ACK_DELAY);
     }
 }
 
