@@ -4,11 +4,12 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod access;
 mod agent;
 mod audit;
+mod config_file;
 mod policy;
 mod server;
 mod session;
@@ -106,7 +107,14 @@ fn main() -> ExitCode {
     if let Some(code) = session::plugin_entry() {
         return ExitCode::from(code);
     }
-    let cli = Cli::parse();
+    let argv = match config_file::with_config_file(&Cli::command(), std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     init_logging(cli.log_format);
     if matches!(cli.command, Command::Server(_) | Command::Agent(_)) {
         raise_open_file_limit();

@@ -21,6 +21,11 @@ DATA_DIR/credentials (profile portcullis-admin, mode 0600). Then, for example:
   AWS_SHARED_CREDENTIALS_FILE=.portcullis/credentials AWS_CONFIG_FILE=.portcullis/config \\
     aws --profile portcullis-admin sts get-caller-identity")]
 pub struct Args {
+    /// Read settings from this TOML file's `[server]` table: the long options below by name
+    /// (`listen = "0.0.0.0:8066"`, `data-dir = "/var/lib/portcullis"`, `seed = true`). The
+    /// command line and the environment win over the file.
+    #[arg(long, env = "PORTCULLIS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on. The default accepts local connections only.
     #[arg(long, env = "PORTCULLIS_LISTEN", default_value = "127.0.0.1:8066")]
     listen: SocketAddr,
