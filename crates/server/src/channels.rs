@@ -319,8 +319,10 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
     while let Some(msg) = stream.next().await {
         match msg {
             Ok(Message::Binary(frame)) => {
-                let is_close = ClientMessage::decode(&frame)
-                    .is_ok_and(|m| m.message_type == MessageType::ChannelClosed);
+                // Only the type is read (no digest over every byte of output); a frame that
+                // says `channel_closed` must also decode to end the session.
+                let is_close = MessageType::peek(&frame) == Some(MessageType::ChannelClosed)
+                    && ClientMessage::decode(&frame).is_ok();
                 let client = state
                     .hub
                     .with_relay(&session, |r| r.client.as_ref().map(|(_, c)| c.clone()));

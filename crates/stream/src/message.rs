@@ -117,6 +117,18 @@ impl MessageType {
         MessageType::ALL.into_iter().find(|t| t.as_str() == name)
     }
 
+    /// The type of a frame with a 116-byte header, read without decoding the rest (no
+    /// digest, no copy): what a relay needs to see. `None` for anything
+    /// [`ClientMessage::decode`] would refuse on its type or header length.
+    pub fn peek(frame: &[u8]) -> Option<MessageType> {
+        if read_u32(frame, offset::HEADER_LENGTH)? != HEADER_LENGTH {
+            return None;
+        }
+        let name = frame.get(offset::MESSAGE_TYPE..offset::MESSAGE_TYPE + MESSAGE_TYPE_LEN)?;
+        let name = std::str::from_utf8(name).ok()?;
+        MessageType::from_wire(name.trim_matches(|c: char| c == '\0' || c.is_whitespace()))
+    }
+
     /// `start_publication` and `pause_publication`: AWS skips validating these (no digest or
     /// created-date check), and so do we.
     pub const fn is_publication(self) -> bool {

@@ -129,6 +129,24 @@ fn message_types_are_read_as_aws_trims_them() {
 }
 
 #[test]
+fn peek_reads_the_type_alone() {
+    for t in MessageType::ALL {
+        let frame = aws_test_frame(t.as_str(), 1);
+        assert_eq!(MessageType::peek(&frame), Some(t));
+        // The digest is not checked: a relay only routes.
+        let mut damaged = frame.clone();
+        *damaged.last_mut().unwrap() ^= 1;
+        assert_eq!(MessageType::peek(&damaged), Some(t));
+    }
+    let good = aws_test_frame("channel_closed", 1);
+    let mut long_header = good.clone();
+    long_header[3] = 0x78;
+    assert_eq!(MessageType::peek(&long_header), None);
+    assert_eq!(MessageType::peek(&good[..20]), None);
+    assert_eq!(MessageType::peek(&aws_test_frame("not_a_type", 1)), None);
+}
+
+#[test]
 fn decode_errors() {
     let good = aws_test_frame("output_stream_data", 1);
     let with = |f: &dyn Fn(&mut Vec<u8>)| {
