@@ -2,13 +2,16 @@
 clients we did not write (the AWS CLI driving `session-manager-plugin`, which is our binary
 under that name) as well as `portcullis session`."""
 
+import base64
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pexpect
@@ -345,3 +348,65 @@ def test_server_killed_and_restarted(server, admin, tmp_path):
         assert ssm.get_connection_status(Target=TEST_NODE)["Status"] == "connected"
     finally:
         agent.stop()
+
+
+def metric(server, name):
+    """One sample from `/metrics` (the Prometheus text format), by its full name and labels."""
+    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")
+
+
+def open_data_channel_with(server, session_id, token):
+    """A raw WebSocket to the data channel: upgrade, then AWS's OpenDataChannel text frame
+    (masked, as a client must), then read until the server closes."""
+    host, port = server.endpoint.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall((f"GET /v1/data-channel/{session_id}?role=publish_subscribe HTTP/1.1\r\n"
+                   f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        payload = json.dumps({"MessageSchemaVersion": "1.0", "RequestId": "r-1",
+                              "TokenValue": token, "ClientId": "c-1"}).encode()
+        mask = os.urandom(4)
+        assert len(payload) < 126
+        frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        s.sendall(frame)
+        rest = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return rest
+            rest += chunk
+
+
+def test_metrics_count_agents_frames_and_refusals(server, admin, fleet, tmp_path):
+    assert metric(server, "portcullis_agents_connected") == 2
+    to_client = 'portcullis_relayed_frames_total{direction="to_client"}'
+    to_agent = 'portcullis_relayed_frames_total{direction="to_agent"}'
+    bytes_to_client = 'portcullis_relayed_bytes_total{direction="to_client"}'
+    before = {n: metric(server, n) for n in (to_client, to_agent, bytes_to_client)}
+
+    keys = user(admin, "TestUserA", "pattern-3-abac")
+    env = profile_env(server, tmp_path, keys)
+    out = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                         input="seq 1 2000\nexit\n", capture_output=True, text=True, env=env, timeout=60)
+    assert "2000" in out.stdout, out.stdout + out.stderr
+    # Handshake, output and acknowledgements went through the relay, both ways.
+    assert metric(server, to_client) >= before[to_client] + 3
+    assert metric(server, to_agent) >= before[to_agent] + 3
+    assert metric(server, bytes_to_client) >= before[bytes_to_client] + len("\r\n".join(map(str, range(1, 2001))))
+    assert metric(server, "portcullis_session_clients_attached") == 0
+
+    # A token nobody issued: the socket is closed at once, and counted.
+    refused = metric(server, "portcullis_data_channels_refused_total")
+    session_id = admin["ssm"].describe_sessions(State="History")["Sessions"][0]["SessionId"]
+    open_data_channel_with(server, session_id, "not-a-token")
+    assert metric(server, "portcullis_data_channels_refused_total") == refused + 1

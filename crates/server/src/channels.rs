@@ -7,6 +7,7 @@
 //! what makes `ResumeSession` lose nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,9 +53,68 @@ pub struct Hub {
     agents: Mutex<HashMap<String, (u64, Outbox)>>,
     relays: Mutex<HashMap<String, Relay>>,
     next_id: std::sync::atomic::AtomicU64,
+    counts: RelayCounts,
+}
+
+/// What the relay has carried and refused since the server started (for `/metrics`).
+#[derive(Default)]
+struct RelayCounts {
+    frames_to_agent: AtomicU64,
+    bytes_to_agent: AtomicU64,
+    frames_to_client: AtomicU64,
+    bytes_to_client: AtomicU64,
+    refused_data_channels: AtomicU64,
+}
+
+/// The channels' figures at one moment, for `/metrics`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChannelFigures {
+    /// Nodes with a control channel open.
+    pub agents_connected: u64,
+    /// Sessions with a client data channel attached.
+    pub clients_attached: u64,
+    /// Sessions with the agent's data channel attached.
+    pub agent_channels_attached: u64,
+    pub frames_to_agent: u64,
+    pub bytes_to_agent: u64,
+    pub frames_to_client: u64,
+    pub bytes_to_client: u64,
+    /// Client data channels closed at once: no, a used, an expired or another session's
+    /// token.
+    pub refused_data_channels: u64,
 }
 
 impl Hub {
+    /// The figures `/metrics` shows.
+    pub fn figures(&self) -> ChannelFigures {
+        let agents_connected = self.agents.lock().map_or(0, |agents| agents.len() as u64);
+        let (clients_attached, agent_channels_attached) =
+            self.relays.lock().map_or((0, 0), |relays| {
+                relays.values().fold((0, 0), |(c, a), r| {
+                    (
+                        c + u64::from(r.client.is_some()),
+                        a + u64::from(r.agent.is_some()),
+                    )
+                })
+            });
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        ChannelFigures {
+            agents_connected,
+            clients_attached,
+            agent_channels_attached,
+            frames_to_agent: load(&self.counts.frames_to_agent),
+            bytes_to_agent: load(&self.counts.bytes_to_agent),
+            frames_to_client: load(&self.counts.frames_to_client),
+            bytes_to_client: load(&self.counts.bytes_to_client),
+            refused_data_channels: load(&self.counts.refused_data_channels),
+        }
+    }
+
+    fn count(frames: &AtomicU64, bytes: &AtomicU64, len: usize) {
+        frames.fetch_add(1, Ordering::Relaxed);
+        bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
     fn next_id(&self) -> u64 {
         self.next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -327,6 +387,8 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
                     .hub
                     .with_relay(&session, |r| r.client.as_ref().map(|(_, c)| c.clone()));
                 if let Some(client) = client {
+                    let c = &state.hub.counts;
+                    Hub::count(&c.frames_to_client, &c.bytes_to_client, frame.len());
                     let _ = client.send(Message::Binary(frame)).await;
                 }
                 if is_close {
@@ -436,6 +498,11 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
         _ => false,
     };
     if !token_ok {
+        state
+            .hub
+            .counts
+            .refused_data_channels
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(%session, "data channel refused: missing, used, expired or foreign token");
         let _ = tx.send(Message::Close(None)).await;
         return;
@@ -464,6 +531,8 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
         match msg {
             Ok(Message::Binary(frame)) => {
                 if let Some(agent) = state.hub.relay_agent(&session) {
+                    let c = &state.hub.counts;
+                    Hub::count(&c.frames_to_agent, &c.bytes_to_agent, frame.len());
                     let _ = agent.send(Message::Binary(frame)).await;
                 }
             }

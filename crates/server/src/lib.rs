@@ -101,7 +101,7 @@ pub async fn serve(
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render(&state.hub.figures()),
     )
         .into_response()
 }

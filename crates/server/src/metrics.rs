@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::channels::ChannelFigures;
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -39,8 +41,8 @@ impl Metrics {
         self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition format: the API's figures and the channels'.
+    pub fn render(&self, channels: &ChannelFigures) -> String {
         let mut out = String::new();
         out.push_str("# HELP portcullis_api_requests_total AWS API requests by service, operation and outcome.\n");
         out.push_str("# TYPE portcullis_api_requests_total counter\n");
@@ -72,8 +74,64 @@ impl Metrics {
         let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "portcullis_api_request_seconds_sum {sum}");
         let _ = writeln!(out, "portcullis_api_request_seconds_count {count}");
+        render_channels(&mut out, channels);
         out
     }
+}
+
+fn render_channels(out: &mut String, c: &ChannelFigures) {
+    let gauges = [
+        (
+            "portcullis_agents_connected",
+            "Nodes whose agent holds a control channel to this server.",
+            c.agents_connected,
+        ),
+        (
+            "portcullis_session_clients_attached",
+            "Sessions with a client data channel attached.",
+            c.clients_attached,
+        ),
+        (
+            "portcullis_session_agents_attached",
+            "Sessions with the agent's data channel attached.",
+            c.agent_channels_attached,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    let relayed = [
+        (
+            "portcullis_relayed_frames_total",
+            "Session Manager frames relayed, by direction.",
+            c.frames_to_agent,
+            c.frames_to_client,
+        ),
+        (
+            "portcullis_relayed_bytes_total",
+            "Bytes of Session Manager frames relayed, by direction.",
+            c.bytes_to_agent,
+            c.bytes_to_client,
+        ),
+    ];
+    for (name, help, to_agent, to_client) in relayed {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n\
+             {name}{{direction=\"to_agent\"}} {to_agent}\n\
+             {name}{{direction=\"to_client\"}} {to_client}"
+        );
+    }
+    let name = "portcullis_data_channels_refused_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Client data channels refused: no, a used, an expired or another \
+         session's token.\n# TYPE {name} counter\n{name} {}",
+        c.refused_data_channels
+    );
 }
 
 fn escape(s: &str) -> String {
@@ -96,10 +154,44 @@ mod tests {
             "AccessDeniedException",
             Duration::from_millis(3),
         );
-        let text = m.render();
+        let text = m.render(&ChannelFigures::default());
         assert!(text.contains("portcullis_api_requests_total{service=\"ssm\",operation=\"StartSession\",code=\"200\"} 1"));
         assert!(text.contains("portcullis_api_request_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("portcullis_api_request_seconds_bucket{le=\"0.005\"} 2"));
         assert!(text.contains("portcullis_api_request_seconds_count 2"));
+    }
+
+    #[test]
+    fn renders_the_channels() {
+        let figures = ChannelFigures {
+            agents_connected: 2,
+            clients_attached: 1,
+            agent_channels_attached: 3,
+            frames_to_agent: 10,
+            bytes_to_agent: 1200,
+            frames_to_client: 20,
+            bytes_to_client: 64_000,
+            refused_data_channels: 4,
+        };
+        let text = Metrics::default().render(&figures);
+        for line in [
+            "# TYPE portcullis_agents_connected gauge",
+            "portcullis_agents_connected 2",
+            "portcullis_session_clients_attached 1",
+            "portcullis_session_agents_attached 3",
+            "# TYPE portcullis_relayed_frames_total counter",
+            "portcullis_relayed_frames_total{direction=\"to_agent\"} 10",
+            "portcullis_relayed_frames_total{direction=\"to_client\"} 20",
+            "portcullis_relayed_bytes_total{direction=\"to_agent\"} 1200",
+            "portcullis_relayed_bytes_total{direction=\"to_client\"} 64000",
+            "portcullis_data_channels_refused_total 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        // Every sample line is `name[{labels}] value` (what Prometheus parses).
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = l.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{l}");
+        }
     }
 }
