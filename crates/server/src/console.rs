@@ -494,63 +494,47 @@ async fn sign_out(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
     resp
 }
 
-async fn me(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let user = match signed_in(&state, &headers).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
-    let caller = caller_for(&state, &user, peer);
-    let identity = &user.identity;
+async fn me(SignedIn(r): SignedIn) -> Response {
+    let identity = &r.user.identity;
     json_reply(
         StatusCode::OK,
         json!({
             "arn": identity.principal.arn(),
             "name": identity.session_name(),
-            "account": state.service.account().id,
-            "signedInWith": match &user.login {
+            "account": r.state.service.account().id,
+            "signedInWith": match &r.user.login {
                 Login::Password { .. } => "password",
                 Login::AccessKey { .. } => "access key",
             },
-            "expires": user.expires,
-            "csrfToken": user.csrf,
-            "seesExplanations": state.service.may_see_explanations(&caller),
+            "expires": r.user.expires,
+            "csrfToken": r.user.csrf,
+            "seesExplanations": r.state.service.may_see_explanations(&r.caller()),
         }),
     )
 }
 
-async fn nodes(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let user = match signed_in(&state, &headers).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
-    let svc = &state.service;
-    let caller = caller_for(&state, &user, peer);
-    let result = svc.describe_instance_information(&caller).await;
-    audit(
-        &state,
-        &caller,
-        "DescribeInstanceInformation",
-        result.as_ref().err(),
-    )
-    .await;
-    let infos = match result {
-        Ok(infos) => infos,
-        Err(e) => return operation_error(&state, &caller, "DescribeInstanceInformation", &e),
-    };
+async fn nodes(SignedIn(r): SignedIn) -> Result<Response, Fail> {
+    let svc = &r.state.service;
+    let caller = r.caller();
+    let infos = r
+        .done(
+            &caller,
+            "DescribeInstanceInformation",
+            svc.describe_instance_information(&caller).await,
+        )
+        .await?;
     // Tags come from the calls AWS's console makes: EC2 DescribeTags for instances,
     // SSM ListTagsForResource for managed instances. A refused one leaves tags unknown.
     let mut tag_errors: Vec<Value> = Vec::new();
-    let tag_caller = caller_for(&state, &user, peer);
+    let tag_caller = r.caller();
     let ec2_tags = svc.describe_tags(&tag_caller).await;
-    audit(&state, &tag_caller, "DescribeTags", ec2_tags.as_ref().err()).await;
+    audit(
+        &r.state,
+        &tag_caller,
+        "DescribeTags",
+        ec2_tags.as_ref().err(),
+    )
+    .await;
     let ec2_tags = match ec2_tags {
         Ok(tags) => Some(tags),
         Err(e) => {
@@ -570,12 +554,12 @@ async fn nodes(
                     .collect::<Vec<_>>()
             }),
             NodeKind::ManagedInstance => {
-                let c = caller_for(&state, &user, peer);
-                let r = svc
+                let c = r.caller();
+                let listed = svc
                     .list_tags_for_resource(&c, "ManagedInstance", &n.id)
                     .await;
-                audit(&state, &c, "ListTagsForResource", r.as_ref().err()).await;
-                match r {
+                audit(&r.state, &c, "ListTagsForResource", listed.as_ref().err()).await;
+                match listed {
                     Ok(tags) => Some(
                         tags.iter()
                             .map(|t| json!({"Key": t.key, "Value": t.value}))
@@ -600,10 +584,10 @@ async fn nodes(
             "Tags": tags,
         }));
     }
-    json_reply(
+    Ok(json_reply(
         StatusCode::OK,
         json!({"nodes": out, "tagErrors": tag_errors}),
-    )
+    ))
 }
 
 fn session_json(s: &Session) -> Value {
@@ -619,16 +603,7 @@ fn session_json(s: &Session) -> Value {
     })
 }
 
-async fn sessions(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let user = match signed_in(&state, &headers).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
+async fn sessions(SignedIn(r): SignedIn, RawQuery(query): RawQuery) -> Result<Response, Fail> {
     let wanted = query
         .as_deref()
         .unwrap_or_default()
@@ -638,27 +613,29 @@ async fn sessions(
         None | Some("Active") => true,
         Some("History") => false,
         Some(_) => {
-            return refuse(
+            return Ok(refuse(
                 StatusCode::BAD_REQUEST,
                 "ValidationException",
                 "`state` must be Active or History.",
-            )
+            ))
         }
     };
-    let caller = caller_for(&state, &user, peer);
+    let caller = r.caller();
     let filter = SessionFilter {
         active,
         ..SessionFilter::default()
     };
-    let result = state.service.describe_sessions(&caller, &filter).await;
-    audit(&state, &caller, "DescribeSessions", result.as_ref().err()).await;
-    match result {
-        Ok(list) => json_reply(
-            StatusCode::OK,
-            json!({"sessions": list.iter().map(session_json).collect::<Vec<_>>()}),
-        ),
-        Err(e) => operation_error(&state, &caller, "DescribeSessions", &e),
-    }
+    let list = r
+        .done(
+            &caller,
+            "DescribeSessions",
+            r.state.service.describe_sessions(&caller, &filter).await,
+        )
+        .await?;
+    Ok(json_reply(
+        StatusCode::OK,
+        json!({"sessions": list.iter().map(session_json).collect::<Vec<_>>()}),
+    ))
 }
 
 /// A signed-in request: its user and a fresh `Caller` for each operation.
@@ -691,54 +668,97 @@ impl Req {
         result: Result<T, Error>,
     ) -> Result<T, Fail> {
         audit(&self.state, caller, operation, result.as_ref().err()).await;
-        result.map_err(|e| Box::new(operation_error(&self.state, caller, operation, &e)))
+        result.map_err(|e| operation_error(&self.state, caller, operation, &e).into())
     }
 }
 
-/// The signed-in user of a console API request (and, for a POST, its CSRF token checked).
-pub(crate) async fn signed(
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    post: bool,
+/// A signed-in console API request, as an extractor: the session cookie is checked before
+/// the handler runs. For reads; anything that changes state takes [`SignedInWithCsrf`].
+pub(crate) struct SignedIn(pub(crate) Req);
+
+/// A signed-in console API request that may change state: the session cookie, and the
+/// session's CSRF token from this origin.
+pub(crate) struct SignedInWithCsrf(pub(crate) Req);
+
+async fn signed_request(
+    parts: &axum::http::request::Parts,
+    state: &Arc<AppState>,
+    csrf: bool,
 ) -> Result<Req, Fail> {
-    let user = signed_in(&state, headers).await?;
-    if post {
-        check_csrf(&state, headers, &user).map_err(|r| Box::new(r.into_response()))?;
+    let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
+        return Err(Refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "The server could not tell where the request came from.",
+        )
+        .into_response()
+        .into());
+    };
+    let user = signed_in(state, &parts.headers).await?;
+    if csrf {
+        check_csrf(state, &parts.headers, &user).map_err(IntoResponse::into_response)?;
     }
-    Ok(Req { state, user, peer })
+    Ok(Req {
+        state: state.clone(),
+        user,
+        peer,
+    })
 }
 
-/// Handlers fail with a boxed reply (a `Response` is large to move around in a `Result`).
-pub(crate) type Fail = Box<Response>;
+impl axum::extract::FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = Fail;
 
-/// A handler's reply, whichever way it went.
-pub(crate) fn flatten(r: Result<Response, Fail>) -> Response {
-    r.unwrap_or_else(|e| *e)
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<SignedIn, Fail> {
+        signed_request(parts, state, false).await.map(SignedIn)
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for SignedInWithCsrf {
+    type Rejection = Fail;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<SignedInWithCsrf, Fail> {
+        signed_request(parts, state, true)
+            .await
+            .map(SignedInWithCsrf)
+    }
+}
+
+/// A handler's failure: AWS's reply, boxed (a `Response` is large to move around in a
+/// `Result`).
+pub(crate) struct Fail(Box<Response>);
+
+impl From<Response> for Fail {
+    fn from(response: Response) -> Fail {
+        Fail(Box::new(response))
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        *self.0
+    }
 }
 
 async fn terminate(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(id): Path<String>,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let c = r.caller();
-            let session = r
-                .done(
-                    &c,
-                    "TerminateSession",
-                    r.state.service.terminate_session(&c, &id).await,
-                )
-                .await?;
-            r.state.hub.terminate_session(&session.target, &session.id);
-            Ok(json_reply(StatusCode::OK, json!({"SessionId": session.id})))
-        }
-        .await,
-    )
+) -> Result<Response, Fail> {
+    let c = r.caller();
+    let session = r
+        .done(
+            &c,
+            "TerminateSession",
+            r.state.service.terminate_session(&c, &id).await,
+        )
+        .await?;
+    r.state.hub.terminate_session(&session.target, &session.id);
+    Ok(json_reply(StatusCode::OK, json!({"SessionId": session.id})))
 }
 
 /// The reply to a started or resumed session: what `StartSession` returns on the AWS API,
@@ -759,62 +779,48 @@ fn stream_reply(state: &AppState, headers: &HeaderMap, grant: &StreamGrant) -> R
 /// `POST /console/api/sessions` with `{"Target": "<node id>"}`: `StartSession` as the
 /// signed-in principal. The reply carries the one-time stream token for the terminal page.
 async fn start_session(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let Some(target) = body.get("Target").and_then(Value::as_str) else {
-                return Ok(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "ValidationException",
-                    "Send a JSON body with the node id in `Target`.",
-                ));
-            };
-            let c = r.caller();
-            let grant = r
-                .done(
-                    &c,
-                    "StartSession",
-                    r.state.service.start_session(&c, target, None, None).await,
-                )
-                .await?;
-            r.state
-                .hub
-                .open_session(target, &grant.session_id, DEFAULT_SESSION_DOCUMENT);
-            Ok(stream_reply(&r.state, &headers, &grant))
-        }
-        .await,
-    )
+) -> Result<Response, Fail> {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(target) = body.get("Target").and_then(Value::as_str) else {
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Send a JSON body with the node id in `Target`.",
+        ));
+    };
+    let c = r.caller();
+    let grant = r
+        .done(
+            &c,
+            "StartSession",
+            r.state.service.start_session(&c, target, None, None).await,
+        )
+        .await?;
+    r.state
+        .hub
+        .open_session(target, &grant.session_id, DEFAULT_SESSION_DOCUMENT);
+    Ok(stream_reply(&r.state, &headers, &grant))
 }
 
 /// `POST /console/api/sessions/{id}/resume`: `ResumeSession`, a new token for the terminal
 /// page after its data channel dropped.
 async fn resume_session(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let c = r.caller();
-            let grant = r
-                .done(
-                    &c,
-                    "ResumeSession",
-                    r.state.service.resume_session(&c, &id).await,
-                )
-                .await?;
-            Ok(stream_reply(&r.state, &headers, &grant))
-        }
-        .await,
-    )
+) -> Result<Response, Fail> {
+    let c = r.caller();
+    let grant = r
+        .done(
+            &c,
+            "ResumeSession",
+            r.state.service.resume_session(&c, &id).await,
+        )
+        .await?;
+    Ok(stream_reply(&r.state, &headers, &grant))
 }
 
 #[cfg(test)]

@@ -17,11 +17,10 @@
 //! `ssm:DescribeInstanceInformation`. The account root may always. A check that fails
 //! refuses the whole answer with AWS's message.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, RawQuery};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -36,7 +35,7 @@ use portcullis_core::policy_error;
 use portcullis_iam::{validate, Policy, PolicyKind};
 use serde_json::{json, Value};
 
-use crate::console::{audit, flatten, json_reply, operation_error, signed, Fail, Req};
+use crate::console::{audit, json_reply, operation_error, Fail, Req, SignedIn, SignedInWithCsrf};
 use crate::AppState;
 
 /// The one action whose answers are shown: opening a shell.
@@ -74,7 +73,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 fn bad(message: impl Into<String>) -> Fail {
-    Box::new(json_reply(
+    Fail::from(json_reply(
         StatusCode::BAD_REQUEST,
         json!({"code": "ValidationException", "message": message.into()}),
     ))
@@ -153,15 +152,7 @@ fn ok(body: Value) -> Response {
 
 // ---- what the signed-in principal may use -------------------------------------------------
 
-async fn capabilities(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let r = match signed(state, peer, &headers, false).await {
-        Ok(r) => r,
-        Err(resp) => return *resp,
-    };
+async fn capabilities(SignedIn(r): SignedIn) -> Response {
     let svc = &r.state.service;
     let users = svc.user_arn("/", "*");
     let policies = svc.policy_arn("/", "*");
@@ -264,236 +255,162 @@ async fn user_json(r: &Req, name: &str, in_list: bool) -> Result<Value, Fail> {
     }))
 }
 
-async fn users(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, false).await?;
-            let c = r.caller();
-            let list = r
-                .done(&c, "ListUsers", r.state.service.list_users(&c, None).await)
-                .await?;
-            let mut out = Vec::with_capacity(list.len());
-            for u in &list {
-                out.push(user_json(&r, &u.name, true).await?);
-            }
-            Ok(ok(json!({"users": out})))
-        }
-        .await,
-    )
+async fn users(SignedIn(r): SignedIn) -> Result<Response, Fail> {
+    let c = r.caller();
+    let list = r
+        .done(&c, "ListUsers", r.state.service.list_users(&c, None).await)
+        .await?;
+    let mut out = Vec::with_capacity(list.len());
+    for u in &list {
+        out.push(user_json(&r, &u.name, true).await?);
+    }
+    Ok(ok(json!({"users": out})))
 }
 
-async fn user(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, false).await?;
-            Ok(ok(user_json(&r, &name, false).await?))
-        }
-        .await,
-    )
+async fn user(SignedIn(r): SignedIn, Path(name): Path<String>) -> Result<Response, Fail> {
+    Ok(ok(user_json(&r, &name, false).await?))
 }
 
 async fn user_tag_add(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let tags = tags_of(&body_json(&body)?, "Tags")?;
-            let c = r.caller();
-            r.done(
-                &c,
-                "TagUser",
-                r.state.service.tag_user(&c, &name, &tags).await,
-            )
-            .await?;
-            Ok(ok(json!({"UserName": name})))
-        }
-        .await,
+) -> Result<Response, Fail> {
+    let tags = tags_of(&body_json(&body)?, "Tags")?;
+    let c = r.caller();
+    r.done(
+        &c,
+        "TagUser",
+        r.state.service.tag_user(&c, &name, &tags).await,
     )
+    .await?;
+    Ok(ok(json!({"UserName": name})))
 }
 
 async fn user_tag_remove(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let keys = keys_of(&body_json(&body)?, "TagKeys")?;
-            let c = r.caller();
-            r.done(
-                &c,
-                "UntagUser",
-                r.state.service.untag_user(&c, &name, &keys).await,
-            )
-            .await?;
-            Ok(ok(json!({"UserName": name})))
-        }
-        .await,
+) -> Result<Response, Fail> {
+    let keys = keys_of(&body_json(&body)?, "TagKeys")?;
+    let c = r.caller();
+    r.done(
+        &c,
+        "UntagUser",
+        r.state.service.untag_user(&c, &name, &keys).await,
     )
+    .await?;
+    Ok(ok(json!({"UserName": name})))
 }
 
 async fn user_attach(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let body = body_json(&body)?;
-            let arn = field(&body, "PolicyArn")?;
-            let c = r.caller();
-            r.done(
-                &c,
-                "AttachUserPolicy",
-                r.state.service.attach_user_policy(&c, &name, arn).await,
-            )
-            .await?;
-            Ok(ok(json!({"UserName": name, "PolicyArn": arn})))
-        }
-        .await,
+) -> Result<Response, Fail> {
+    let body = body_json(&body)?;
+    let arn = field(&body, "PolicyArn")?;
+    let c = r.caller();
+    r.done(
+        &c,
+        "AttachUserPolicy",
+        r.state.service.attach_user_policy(&c, &name, arn).await,
     )
+    .await?;
+    Ok(ok(json!({"UserName": name, "PolicyArn": arn})))
 }
 
 async fn user_detach(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let body = body_json(&body)?;
-            let arn = field(&body, "PolicyArn")?;
-            let c = r.caller();
-            r.done(
-                &c,
-                "DetachUserPolicy",
-                r.state.service.detach_user_policy(&c, &name, arn).await,
-            )
-            .await?;
-            Ok(ok(json!({"UserName": name, "PolicyArn": arn})))
-        }
-        .await,
+) -> Result<Response, Fail> {
+    let body = body_json(&body)?;
+    let arn = field(&body, "PolicyArn")?;
+    let c = r.caller();
+    r.done(
+        &c,
+        "DetachUserPolicy",
+        r.state.service.detach_user_policy(&c, &name, arn).await,
     )
+    .await?;
+    Ok(ok(json!({"UserName": name, "PolicyArn": arn})))
 }
 
 // ---- policies -----------------------------------------------------------------------------
 
-async fn policies(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, false).await?;
-            let c = r.caller();
-            let list = r
-                .done(
-                    &c,
-                    "ListPolicies",
-                    r.state.service.list_policies(&c, None, false).await,
-                )
-                .await?;
-            let out: Vec<Value> = list
-                .iter()
-                .map(|p| {
-                    json!({
-                        "PolicyName": p.name,
-                        "Arn": p.arn,
-                        "DefaultVersionId": p.default_version,
-                        "AttachmentCount": p.attachment_count,
-                        "Description": p.description,
-                        "AwsManaged": portcullis_core::aws_policies::is_aws_managed(&p.arn),
-                    })
-                })
-                .collect();
-            Ok(ok(json!({"policies": out})))
-        }
-        .await,
-    )
+async fn policies(SignedIn(r): SignedIn) -> Result<Response, Fail> {
+    let c = r.caller();
+    let list = r
+        .done(
+            &c,
+            "ListPolicies",
+            r.state.service.list_policies(&c, None, false).await,
+        )
+        .await?;
+    let out: Vec<Value> = list
+        .iter()
+        .map(|p| {
+            json!({
+                "PolicyName": p.name,
+                "Arn": p.arn,
+                "DefaultVersionId": p.default_version,
+                "AttachmentCount": p.attachment_count,
+                "Description": p.description,
+                "AwsManaged": portcullis_core::aws_policies::is_aws_managed(&p.arn),
+            })
+        })
+        .collect();
+    Ok(ok(json!({"policies": out})))
 }
 
 /// `?arn=ARN`: a managed policy's default version (`GetPolicy` + `GetPolicyVersion`);
 /// `?user=U&name=P`: a user's inline policy (`GetUserPolicy`).
-async fn policy(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, false).await?;
-            let q = query.as_deref();
-            let svc = &r.state.service;
-            if let Some(arn) = query_param(q, "arn") {
-                let c = r.caller();
-                let p = r
-                    .done(&c, "GetPolicy", svc.get_policy(&c, &arn).await)
-                    .await?;
-                let c = r.caller();
-                let v = r
-                    .done(
-                        &c,
-                        "GetPolicyVersion",
-                        svc.get_policy_version(&c, &arn, &p.default_version).await,
-                    )
-                    .await?;
-                return Ok(ok(json!({
-                    "Kind": "managed",
-                    "PolicyArn": p.arn,
-                    "PolicyName": p.name,
-                    "DefaultVersionId": p.default_version,
-                    "AttachmentCount": p.attachment_count,
-                    "AwsManaged": portcullis_core::aws_policies::is_aws_managed(&p.arn),
-                    "Document": v.document,
-                })));
-            }
-            match (query_param(q, "user"), query_param(q, "name")) {
-                (Some(user), Some(name)) => {
-                    let c = r.caller();
-                    let p = r
-                        .done(
-                            &c,
-                            "GetUserPolicy",
-                            svc.get_user_policy(&c, &user, &name).await,
-                        )
-                        .await?;
-                    Ok(ok(json!({
-                        "Kind": "inline",
-                        "UserName": user,
-                        "PolicyName": p.name,
-                        "Document": p.document,
-                    })))
-                }
-                _ => Err(bad("Name the policy: `arn`, or `user` and `name`.")),
-            }
+async fn policy(SignedIn(r): SignedIn, RawQuery(query): RawQuery) -> Result<Response, Fail> {
+    let q = query.as_deref();
+    let svc = &r.state.service;
+    if let Some(arn) = query_param(q, "arn") {
+        let c = r.caller();
+        let p = r
+            .done(&c, "GetPolicy", svc.get_policy(&c, &arn).await)
+            .await?;
+        let c = r.caller();
+        let v = r
+            .done(
+                &c,
+                "GetPolicyVersion",
+                svc.get_policy_version(&c, &arn, &p.default_version).await,
+            )
+            .await?;
+        return Ok(ok(json!({
+            "Kind": "managed",
+            "PolicyArn": p.arn,
+            "PolicyName": p.name,
+            "DefaultVersionId": p.default_version,
+            "AttachmentCount": p.attachment_count,
+            "AwsManaged": portcullis_core::aws_policies::is_aws_managed(&p.arn),
+            "Document": v.document,
+        })));
+    }
+    match (query_param(q, "user"), query_param(q, "name")) {
+        (Some(user), Some(name)) => {
+            let c = r.caller();
+            let p = r
+                .done(
+                    &c,
+                    "GetUserPolicy",
+                    svc.get_user_policy(&c, &user, &name).await,
+                )
+                .await?;
+            Ok(ok(json!({
+                "Kind": "inline",
+                "UserName": user,
+                "PolicyName": p.name,
+                "Document": p.document,
+            })))
         }
-        .await,
-    )
+        _ => Err(bad("Name the policy: `arn`, or `user` and `name`.")),
+    }
 }
 
 fn kind_of(body: &Value) -> Result<PolicyKind, Fail> {
@@ -560,66 +477,50 @@ pub fn check_document(text: &str, kind: PolicyKind) -> Value {
 /// `POST /console/api/policy/validate` `{"Document", "Kind"}`: IAM Access Analyzer's
 /// `ValidatePolicy`, authorized as `access-analyzer:ValidatePolicy`.
 async fn policy_validate(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let body = body_json(&body)?;
-            let text = field(&body, "Document")?;
-            let kind = kind_of(&body)?;
-            let c = r.caller();
-            let allowed =
-                r.state
-                    .service
-                    .authorize(&c, "access-analyzer:ValidatePolicy", "*", &[], &[]);
-            r.done(&c, "ValidatePolicy", allowed).await?;
-            Ok(ok(check_document(text, kind)))
-        }
-        .await,
-    )
+) -> Result<Response, Fail> {
+    let body = body_json(&body)?;
+    let text = field(&body, "Document")?;
+    let kind = kind_of(&body)?;
+    let c = r.caller();
+    let allowed = r
+        .state
+        .service
+        .authorize(&c, "access-analyzer:ValidatePolicy", "*", &[], &[]);
+    r.done(&c, "ValidatePolicy", allowed).await?;
+    Ok(ok(check_document(text, kind)))
 }
 
 /// `POST /console/api/policy/save`: `{"PolicyArn", "Document"}` is `CreatePolicyVersion`
 /// with `SetAsDefault`; `{"UserName", "PolicyName", "Document"}` is `PutUserPolicy`.
 async fn policy_save(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let body = body_json(&body)?;
-            let text = field(&body, "Document")?;
-            let svc = &r.state.service;
-            let c = r.caller();
-            if let Some(arn) = body.get("PolicyArn").and_then(Value::as_str) {
-                let v = r
-                    .done(
-                        &c,
-                        "CreatePolicyVersion",
-                        svc.create_policy_version(&c, arn, text, true).await,
-                    )
-                    .await?;
-                return Ok(ok(json!({"PolicyArn": arn, "VersionId": v.version_id})));
-            }
-            let user = field(&body, "UserName")?;
-            let name = field(&body, "PolicyName")?;
-            r.done(
+) -> Result<Response, Fail> {
+    let body = body_json(&body)?;
+    let text = field(&body, "Document")?;
+    let svc = &r.state.service;
+    let c = r.caller();
+    if let Some(arn) = body.get("PolicyArn").and_then(Value::as_str) {
+        let v = r
+            .done(
                 &c,
-                "PutUserPolicy",
-                svc.put_user_policy(&c, user, name, text).await,
+                "CreatePolicyVersion",
+                svc.create_policy_version(&c, arn, text, true).await,
             )
             .await?;
-            Ok(ok(json!({"UserName": user, "PolicyName": name})))
-        }
-        .await,
+        return Ok(ok(json!({"PolicyArn": arn, "VersionId": v.version_id})));
+    }
+    let user = field(&body, "UserName")?;
+    let name = field(&body, "PolicyName")?;
+    r.done(
+        &c,
+        "PutUserPolicy",
+        svc.put_user_policy(&c, user, name, text).await,
     )
+    .await?;
+    Ok(ok(json!({"UserName": user, "PolicyName": name})))
 }
 
 // ---- node tags ----------------------------------------------------------------------------
@@ -630,193 +531,151 @@ fn is_managed_instance(id: &str) -> bool {
 
 /// EC2 `CreateTags` on an instance, SSM `AddTagsToResource` on a managed instance.
 async fn node_tag_add(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let tags = tags_of(&body_json(&body)?, "Tags")?;
-            let svc = &r.state.service;
-            let c = r.caller();
-            if is_managed_instance(&id) {
-                r.done(
-                    &c,
-                    "AddTagsToResource",
-                    svc.add_tags_to_resource(&c, "ManagedInstance", &id, &tags)
-                        .await,
-                )
-                .await?;
-            } else {
-                r.done(
-                    &c,
-                    "CreateTags",
-                    svc.create_tags(&c, std::slice::from_ref(&id), &tags).await,
-                )
-                .await?;
-            }
-            Ok(ok(json!({"InstanceId": id})))
-        }
-        .await,
-    )
+) -> Result<Response, Fail> {
+    let tags = tags_of(&body_json(&body)?, "Tags")?;
+    let svc = &r.state.service;
+    let c = r.caller();
+    if is_managed_instance(&id) {
+        r.done(
+            &c,
+            "AddTagsToResource",
+            svc.add_tags_to_resource(&c, "ManagedInstance", &id, &tags)
+                .await,
+        )
+        .await?;
+    } else {
+        r.done(
+            &c,
+            "CreateTags",
+            svc.create_tags(&c, std::slice::from_ref(&id), &tags).await,
+        )
+        .await?;
+    }
+    Ok(ok(json!({"InstanceId": id})))
 }
 
 /// EC2 `DeleteTags` (by key, any value) or SSM `RemoveTagsFromResource`.
 async fn node_tag_remove(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let keys = keys_of(&body_json(&body)?, "TagKeys")?;
-            let svc = &r.state.service;
-            let c = r.caller();
-            if is_managed_instance(&id) {
-                r.done(
-                    &c,
-                    "RemoveTagsFromResource",
-                    svc.remove_tags_from_resource(&c, "ManagedInstance", &id, &keys)
-                        .await,
-                )
-                .await?;
-            } else {
-                let removals: Vec<TagRemoval> = keys
-                    .iter()
-                    .map(|k| TagRemoval {
-                        key: k.clone(),
-                        value: None,
-                    })
-                    .collect();
-                r.done(
-                    &c,
-                    "DeleteTags",
-                    svc.delete_tags(&c, std::slice::from_ref(&id), &removals)
-                        .await,
-                )
-                .await?;
-            }
-            Ok(ok(json!({"InstanceId": id})))
-        }
-        .await,
-    )
+) -> Result<Response, Fail> {
+    let keys = keys_of(&body_json(&body)?, "TagKeys")?;
+    let svc = &r.state.service;
+    let c = r.caller();
+    if is_managed_instance(&id) {
+        r.done(
+            &c,
+            "RemoveTagsFromResource",
+            svc.remove_tags_from_resource(&c, "ManagedInstance", &id, &keys)
+                .await,
+        )
+        .await?;
+    } else {
+        let removals: Vec<TagRemoval> = keys
+            .iter()
+            .map(|k| TagRemoval {
+                key: k.clone(),
+                value: None,
+            })
+            .collect();
+        r.done(
+            &c,
+            "DeleteTags",
+            svc.delete_tags(&c, std::slice::from_ref(&id), &removals)
+                .await,
+        )
+        .await?;
+    }
+    Ok(ok(json!({"InstanceId": id})))
 }
 
 // ---- activations --------------------------------------------------------------------------
 
-async fn activations(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, false).await?;
-            let c = r.caller();
-            let list = r
-                .done(
-                    &c,
-                    "DescribeActivations",
-                    r.state.service.describe_activations(&c).await,
-                )
-                .await?;
-            let now = portcullis_core::service::now();
-            let out: Vec<Value> = list
-                .iter()
-                .map(|a| {
-                    json!({
-                        "ActivationId": a.id,
-                        "Description": a.description,
-                        "DefaultInstanceName": a.default_instance_name,
-                        "IamRole": a.iam_role,
-                        "RegistrationLimit": a.registration_limit,
-                        "RegistrationsCount": a.registrations_count,
-                        "ExpirationDate": a.expiration,
-                        "Expired": a.expiration <= now,
-                        "CreatedDate": a.created,
-                        "Tags": tags_json(&a.tags),
-                    })
-                })
-                .collect();
-            Ok(ok(json!({"activations": out})))
-        }
-        .await,
-    )
+async fn activations(SignedIn(r): SignedIn) -> Result<Response, Fail> {
+    let c = r.caller();
+    let list = r
+        .done(
+            &c,
+            "DescribeActivations",
+            r.state.service.describe_activations(&c).await,
+        )
+        .await?;
+    let now = portcullis_core::service::now();
+    let out: Vec<Value> = list
+        .iter()
+        .map(|a| {
+            json!({
+                "ActivationId": a.id,
+                "Description": a.description,
+                "DefaultInstanceName": a.default_instance_name,
+                "IamRole": a.iam_role,
+                "RegistrationLimit": a.registration_limit,
+                "RegistrationsCount": a.registrations_count,
+                "ExpirationDate": a.expiration,
+                "Expired": a.expiration <= now,
+                "CreatedDate": a.created,
+                "Tags": tags_json(&a.tags),
+            })
+        })
+        .collect();
+    Ok(ok(json!({"activations": out})))
 }
 
 /// `CreateActivation`: the reply is the only place the code is ever shown.
 async fn activation_create(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let body = body_json(&body)?;
-            let text = |k: &str| {
-                body.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let limit = match body.get("RegistrationLimit") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| bad("`RegistrationLimit` must be a whole number."))?,
-                ),
-            };
-            let new = NewActivation {
-                iam_role: text("IamRole"),
-                description: text("Description"),
-                default_instance_name: text("DefaultInstanceName"),
-                registration_limit: limit,
-                expiration: None,
-                tags: Vec::new(),
-            };
-            let c = r.caller();
-            let (a, code) = r
-                .done(
-                    &c,
-                    "CreateActivation",
-                    r.state.service.create_activation(&c, &new).await,
-                )
-                .await?;
-            Ok(ok(json!({"ActivationId": a.id, "ActivationCode": code})))
-        }
-        .await,
-    )
+) -> Result<Response, Fail> {
+    let body = body_json(&body)?;
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let limit = match body.get("RegistrationLimit") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("`RegistrationLimit` must be a whole number."))?,
+        ),
+    };
+    let new = NewActivation {
+        iam_role: text("IamRole"),
+        description: text("Description"),
+        default_instance_name: text("DefaultInstanceName"),
+        registration_limit: limit,
+        expiration: None,
+        tags: Vec::new(),
+    };
+    let c = r.caller();
+    let (a, code) = r
+        .done(
+            &c,
+            "CreateActivation",
+            r.state.service.create_activation(&c, &new).await,
+        )
+        .await?;
+    Ok(ok(json!({"ActivationId": a.id, "ActivationCode": code})))
 }
 
 async fn activation_delete(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     Path(id): Path<String>,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let c = r.caller();
-            r.done(
-                &c,
-                "DeleteActivation",
-                r.state.service.delete_activation(&c, &id).await,
-            )
-            .await?;
-            Ok(ok(json!({"ActivationId": id})))
-        }
-        .await,
+) -> Result<Response, Fail> {
+    let c = r.caller();
+    r.done(
+        &c,
+        "DeleteActivation",
+        r.state.service.delete_activation(&c, &id).await,
     )
+    .await?;
+    Ok(ok(json!({"ActivationId": id})))
 }
 
 // ---- access analysis ----------------------------------------------------------------------
@@ -827,7 +686,7 @@ async fn analysis_fleet(r: &Req, users: Option<&[String]>) -> Result<Fleet, Fail
     let svc = &r.state.service;
     let fleet = Fleet::load(svc.store().as_ref()).await.map_err(|e| {
         let c = r.caller();
-        Box::new(operation_error(&r.state, &c, "SimulatePrincipalPolicy", &e))
+        Fail::from(operation_error(&r.state, &c, "SimulatePrincipalPolicy", &e))
     })?;
     let c = r.caller();
     let check = match users {
@@ -840,71 +699,49 @@ async fn analysis_fleet(r: &Req, users: Option<&[String]>) -> Result<Fleet, Fail
     Ok(fleet)
 }
 
-async fn node_who_can(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, false).await?;
-            let fleet = analysis_fleet(&r, None).await?;
-            let Some(n) = fleet.node_index(&id) else {
-                return Err(Box::new(json_reply(
-                    StatusCode::BAD_REQUEST,
-                    json!({"code": "InvalidInstanceId", "message": format!("Instance id {id} is not valid.")}),
-                )));
-            };
-            let context = default_context(&fleet, portcullis_core::service::now());
-            let answers = who_can(&fleet, n, SHELL, &context);
-            Ok(ok(json!({
-                "node": id,
-                "action": SHELL,
-                "users": answers.len(),
-                "allowed": answers.iter().filter(|a| a.decision.is_allowed()).count(),
-                "answers": answers.iter().map(|a| answer_json(&fleet, a)).collect::<Vec<_>>(),
-                "rootAlwaysAllowed": true,
-            })))
-        }
-        .await,
-    )
+async fn node_who_can(SignedIn(r): SignedIn, Path(id): Path<String>) -> Result<Response, Fail> {
+    let fleet = analysis_fleet(&r, None).await?;
+    let Some(n) = fleet.node_index(&id) else {
+        return Err(Fail::from(json_reply(
+            StatusCode::BAD_REQUEST,
+            json!({"code": "InvalidInstanceId", "message": format!("Instance id {id} is not valid.")}),
+        )));
+    };
+    let context = default_context(&fleet, portcullis_core::service::now());
+    let answers = who_can(&fleet, n, SHELL, &context);
+    Ok(ok(json!({
+        "node": id,
+        "action": SHELL,
+        "users": answers.len(),
+        "allowed": answers.iter().filter(|a| a.decision.is_allowed()).count(),
+        "answers": answers.iter().map(|a| answer_json(&fleet, a)).collect::<Vec<_>>(),
+        "rootAlwaysAllowed": true,
+    })))
 }
 
-async fn user_what_can(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, false).await?;
-            let fleet = analysis_fleet(&r, Some(std::slice::from_ref(&name))).await?;
-            let Some(u) = fleet.user_index(&name) else {
-                return Err(Box::new(json_reply(
-                    StatusCode::NOT_FOUND,
-                    json!({"code": "NoSuchEntity", "message": format!("The user with name {name} cannot be found.")}),
-                )));
-            };
-            let context = default_context(&fleet, portcullis_core::service::now());
-            let answers = what_can(&fleet, u, &[SHELL], &context);
-            Ok(ok(json!({
-                "user": name,
-                "action": SHELL,
-                "nodes": answers.len(),
-                "allowed": answers.iter().filter(|a| a.decision.is_allowed()).count(),
-                "answers": answers.iter().map(|a| answer_json(&fleet, a)).collect::<Vec<_>>(),
-            })))
-        }
-        .await,
-    )
+async fn user_what_can(SignedIn(r): SignedIn, Path(name): Path<String>) -> Result<Response, Fail> {
+    let fleet = analysis_fleet(&r, Some(std::slice::from_ref(&name))).await?;
+    let Some(u) = fleet.user_index(&name) else {
+        return Err(Fail::from(json_reply(
+            StatusCode::NOT_FOUND,
+            json!({"code": "NoSuchEntity", "message": format!("The user with name {name} cannot be found.")}),
+        )));
+    };
+    let context = default_context(&fleet, portcullis_core::service::now());
+    let answers = what_can(&fleet, u, &[SHELL], &context);
+    Ok(ok(json!({
+        "user": name,
+        "action": SHELL,
+        "nodes": answers.len(),
+        "allowed": answers.iter().filter(|a| a.decision.is_allowed()).count(),
+        "answers": answers.iter().map(|a| answer_json(&fleet, a)).collect::<Vec<_>>(),
+    })))
 }
 
 fn proposed(text: &str, kind: PolicyKind) -> Result<Policy, Fail> {
     Policy::parse_as(text, kind).map_err(|e| {
         let err = policy_error(&e);
-        Box::new(json_reply(
+        Fail::from(json_reply(
             StatusCode::BAD_REQUEST,
             json!({"code": err.code, "message": err.message}),
         ))
@@ -1014,55 +851,47 @@ fn apply(after: &mut Fleet, body: &Value, attach_doc: Option<String>) -> Result<
 
 /// `POST /console/api/what-changes`: the access diff of a proposed change, nothing saved.
 async fn what_changes(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedInWithCsrf(r): SignedInWithCsrf,
     body: axum::body::Bytes,
-) -> Response {
-    flatten(
-        async {
-            let r = signed(state, peer, &headers, true).await?;
-            let body = body_json(&body)?;
-            let before = analysis_fleet(&r, None).await?;
-            // A managed policy to attach is read as `GetPolicyVersion` would read it.
-            let attach_doc = match body.get("AttachPolicy").and_then(Value::as_str) {
-                Some(arn) => {
-                    let svc = &r.state.service;
-                    let c = r.caller();
-                    let p = r
-                        .done(&c, "GetPolicy", svc.get_policy(&c, arn).await)
-                        .await?;
-                    let c = r.caller();
-                    let v = r
-                        .done(
-                            &c,
-                            "GetPolicyVersion",
-                            svc.get_policy_version(&c, arn, &p.default_version).await,
-                        )
-                        .await?;
-                    Some(v.document)
-                }
-                None => None,
-            };
-            let mut after = before.clone();
-            let change = apply(&mut after, &body, attach_doc)?;
-            let context = default_context(&before, portcullis_core::service::now());
-            let found = diff(&before, &after, &[SHELL], &context);
-            let pair = |c: &PairChange| {
-                json!({
-                    "before": answer_json(&before, &c.before),
-                    "after": answer_json(&after, &c.after),
-                })
-            };
-            Ok(ok(json!({
-                "change": change,
-                "action": SHELL,
-                "gained": found.iter().filter(|c| c.gained).map(pair).collect::<Vec<_>>(),
-                "lost": found.iter().filter(|c| !c.gained).map(pair).collect::<Vec<_>>(),
-            })))
+) -> Result<Response, Fail> {
+    let body = body_json(&body)?;
+    let before = analysis_fleet(&r, None).await?;
+    // A managed policy to attach is read as `GetPolicyVersion` would read it.
+    let attach_doc = match body.get("AttachPolicy").and_then(Value::as_str) {
+        Some(arn) => {
+            let svc = &r.state.service;
+            let c = r.caller();
+            let p = r
+                .done(&c, "GetPolicy", svc.get_policy(&c, arn).await)
+                .await?;
+            let c = r.caller();
+            let v = r
+                .done(
+                    &c,
+                    "GetPolicyVersion",
+                    svc.get_policy_version(&c, arn, &p.default_version).await,
+                )
+                .await?;
+            Some(v.document)
         }
-        .await,
-    )
+        None => None,
+    };
+    let mut after = before.clone();
+    let change = apply(&mut after, &body, attach_doc)?;
+    let context = default_context(&before, portcullis_core::service::now());
+    let found = diff(&before, &after, &[SHELL], &context);
+    let pair = |c: &PairChange| {
+        json!({
+            "before": answer_json(&before, &c.before),
+            "after": answer_json(&after, &c.after),
+        })
+    };
+    Ok(ok(json!({
+        "change": change,
+        "action": SHELL,
+        "gained": found.iter().filter(|c| c.gained).map(pair).collect::<Vec<_>>(),
+        "lost": found.iter().filter(|c| !c.gained).map(pair).collect::<Vec<_>>(),
+    })))
 }
 
 #[cfg(test)]
