@@ -104,11 +104,12 @@ async function registerNode(endpoint, admin, instanceId, tags) {
 // The real agent, as tests/e2e/test_sessions.py runs it: `portcullis agent register` with
 // an activation, then `portcullis agent run` (shells as the current user), connected when
 // GetConnectionStatus says so.
-async function startAgent(endpoint, admin, dataDir, instanceId, tags) {
+async function startAgent(endpoint, admin, dataDir, instanceId, tags, registerArgs = []) {
   const act = await admin.ssm("CreateActivation", { IamRole: "SSMServiceRole", RegistrationLimit: 1 });
   const state = path.join(dataDir, "agent-" + instanceId);
   const reg = spawnSync(BIN, ["agent", "register", "--server", endpoint, "--id", act.ActivationId,
-    "--code", act.ActivationCode, "--instance-id", instanceId, "--state-dir", state], { encoding: "utf8", timeout: 30_000 });
+    "--code", act.ActivationCode, "--instance-id", instanceId, "--state-dir", state, ...registerArgs],
+  { encoding: "utf8", timeout: 30_000 });
   assert.equal(reg.status, 0, reg.stderr);
   const params = { "ResourceId.1": instanceId };
   Object.entries(tags).forEach(([k, v], i) => { params[`Tag.${i + 1}.Key`] = k; params[`Tag.${i + 1}.Value`] = v; });
@@ -359,6 +360,56 @@ test("an expired cookie is refused: pages go to sign-in, the API says 401", asyn
     assert.ok(isSignInPage(page), page.url());
   } finally {
     proc.kill("SIGTERM");
+  }
+});
+
+test("over TLS: the cookie is Secure, and the terminal runs a command over wss: (the agent's channels too)", async ({ browser }) => {
+  // A server of its own with a throwaway certificate; the agent trusts it (--ca-cert), the
+  // browser context ignores that it is self-signed, and so do this process's API calls.
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "portcullis-tls-"));
+  const cert = path.join(dataDir, "cert.pem");
+  const key = path.join(dataDir, "key.pem");
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE",
+    "-keyout", key, "-out", cert],
+  { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const { proc, endpoint } = await startServer(path.join(dataDir, "data"), ["--tls-cert", cert, "--tls-key", key]);
+  const checked = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+  process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+  let agent = null;
+  let context = null;
+  try {
+    assert.match(endpoint, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const admin = new Aws(endpoint, REGION, ...credentials(path.join(dataDir, "data")).admin);
+    await admin.query("iam", "CreateLoginProfile", { UserName: "TestUserA", Password: PASSWORD });
+    agent = await startAgent(endpoint, admin, dataDir, TEST_NODE, { Project: "test" }, ["--ca-cert", cert]);
+
+    context = await browser.newContext({ baseURL: endpoint, ignoreHTTPSErrors: true, viewport: { width: VIEW_W, height: VIEW_H } });
+    const page = await context.newPage();
+    const sockets = [];
+    page.on("websocket", (ws) => sockets.push(ws.url()));
+    await signInWithPassword(page, "TestUserA", PASSWORD);
+    const cookie = (await context.cookies(endpoint + "/console/")).find((c) => c.name === "portcullis_console");
+    assert.ok(cookie, "signed in");
+    assert.equal(cookie.secure, true, "Secure under TLS");
+    assert.equal(cookie.httpOnly, true);
+
+    const id = await openTerminal(page, TEST_NODE);
+    const n = 1000 + crypto.randomInt(1_000_000);
+    await run(page, `echo tls-$((${n} + 1))`);
+    await waitForLine(page, new RegExp(`^tls-${n + 1}$`), "the command's output over wss:");
+    assert.ok(sockets.length > 0 && sockets.every((u) => u.startsWith("wss://127.0.0.1:")), JSON.stringify(sockets));
+    await run(page, "exit 0");
+    await waitForStatus(page, "ended");
+    await until("the session to be Terminated", async () => (await sessionRow(admin, id)).Status === "Terminated");
+  } finally {
+    if (context) await context.close();
+    if (agent) agent.kill("SIGTERM");
+    proc.kill("SIGTERM");
+    if (checked === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    else process.env.NODE_TLS_REJECT_UNAUTHORIZED = checked;
+    fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });
 

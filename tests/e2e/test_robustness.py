@@ -301,6 +301,17 @@ def test_tls(tmp_path):
                                "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}))
             ssm = s.client("ssm", (k["AccessKeyId"], k["SecretAccessKey"]))
             assert ssm.describe_sessions(State="Active")["Sessions"] == []
+            # HTTP/2 (ALPN h2): the host is the `:authority`, not a Host header, and the
+            # signature covers it. curl signs with SigV4 itself.
+            out = subprocess.run(
+                ["curl", "-sS", "--http2", "--cacert", str(cert), "-o", "/dev/stderr",
+                 "-w", "%{http_version} %{http_code}",
+                 "--aws-sigv4", "aws:amz:ap-northeast-1:ssm", "--user", f"{k['AccessKeyId']}:{k['SecretAccessKey']}",
+                 "-H", "X-Amz-Target: AmazonSSM.DescribeSessions", "-H", "Content-Type: application/x-amz-json-1.1",
+                 "-d", '{"State":"Active"}', s.endpoint + "/"],
+                capture_output=True, text=True, timeout=30)
+            assert out.stdout == "2 200", out.stdout + out.stderr
+            assert json.loads(out.stderr) == {"Sessions": []}
         finally:
             del os.environ["AWS_CA_BUNDLE"]
     finally:

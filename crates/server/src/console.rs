@@ -478,19 +478,12 @@ async fn sign_in(
     }
 }
 
-async fn sign_out(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let user = match signed_in(&state, &headers).await {
-        Ok(user) => user,
-        Err(resp) => return resp,
-    };
-    if let Err(refused) = check_csrf(&state, &headers, &user) {
-        return refused.into_response();
-    }
+async fn sign_out(SignedInWithCsrf(r): SignedInWithCsrf, headers: HeaderMap) -> Response {
     if let Some(id) = session_cookie(&headers) {
-        state.service.console_sign_out(id);
+        r.state.service.console_sign_out(id);
     }
     let mut resp = json_reply(StatusCode::OK, json!({"signedIn": false}));
-    set_cookie(&mut resp, "", 0, state.tls);
+    set_cookie(&mut resp, "", 0, r.state.tls);
     resp
 }
 

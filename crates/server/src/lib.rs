@@ -78,7 +78,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(console::routes())
         // The AWS endpoint reads its body itself, to refuse an oversize one in AWS's shape.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_request(host_from_authority))
         .with_state(state)
+}
+
+/// HTTP/2 (what browsers and many SDKs speak over TLS) names the host in the `:authority`
+/// pseudo-header, which arrives as the URI's authority, not as a `Host` header. Everything
+/// here reads `Host`: the SigV4 canonical request (clients sign `host` with the authority),
+/// the console's same-origin check, the `StreamUrl` handed out. So a request without one gets
+/// it from the authority, once, before any handler.
+async fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !request.headers().contains_key(axum::http::header::HOST) {
+        let authority = request
+            .uri()
+            .authority()
+            .and_then(|a| axum::http::HeaderValue::from_str(a.as_str()).ok());
+        if let Some(host) = authority {
+            request.headers_mut().insert(axum::http::header::HOST, host);
+        }
+    }
+    request
 }
 
 /// Serves until `shutdown` completes, then lets requests in flight finish.
