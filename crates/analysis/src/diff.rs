@@ -34,6 +34,180 @@ pub enum Target {
     Group(String),
 }
 
+/// Who a policy change is for, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(String),
+    /// An IAM group: every member.
+    Group(String),
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::User(name) => write!(f, "user {name}"),
+            Principal::Group(name) => write!(f, "group {name}"),
+        }
+    }
+}
+
+/// A proposed change, as the what-if tools state it (`portcullis access diff`, the
+/// console's "what changes?"): [`Change::apply`] makes it on a copy of the fleet, and
+/// [`diff`] says what it does to access.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Tags removed from a node (keys, any case), then added or replaced.
+    NodeTags {
+        node: String,
+        add: Vec<Tag>,
+        remove: Vec<String>,
+    },
+    /// The same on a user (groups have no tags).
+    UserTags {
+        user: String,
+        add: Vec<Tag>,
+        remove: Vec<String>,
+    },
+    /// A policy attached: a managed policy (labelled by its ARN) or a proposed document.
+    Attach { to: Principal, policy: UserPolicy },
+    /// A policy detached: a managed policy by its ARN, or an inline policy by its name.
+    Detach { from: Principal, policy: String },
+    /// A managed policy's new default version, for everyone who has it.
+    NewVersion {
+        arn: String,
+        document: String,
+        policy: Policy,
+    },
+    /// An inline policy put on a user: it replaces the one of that name, or is added.
+    PutInline {
+        user: String,
+        name: String,
+        document: String,
+        policy: Policy,
+    },
+}
+
+/// Why a change cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    NoNode(String),
+    NoUser(String),
+    NotAttached { who: String, policy: String },
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::NoNode(id) => write!(f, "There is no node {id}."),
+            ChangeError::NoUser(name) => write!(f, "There is no user {name}."),
+            ChangeError::NotAttached { who, policy } => {
+                write!(f, "The {who} has no policy {policy} attached.")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ChangeError {}
+
+impl Change {
+    /// Makes the change on `fleet` (a copy: the store is never touched) and says what it
+    /// was, in words for people.
+    pub fn apply(&self, fleet: &mut Fleet) -> Result<String, ChangeError> {
+        match self {
+            Change::NodeTags { node, add, remove } => {
+                let n = fleet
+                    .node_index(node)
+                    .ok_or_else(|| ChangeError::NoNode(node.clone()))?;
+                let old = fleet
+                    .nodes
+                    .get(n)
+                    .map(|x| x.tags.clone())
+                    .unwrap_or_default();
+                fleet.set_node_tags(n, &edit_tags(&old, add, remove));
+                Ok(format!("tag node {node} ({})", tag_words(add, remove)))
+            }
+            Change::UserTags { user, add, remove } => {
+                let u = user_index(fleet, user)?;
+                let old = fleet
+                    .users
+                    .get(u)
+                    .map(|x| x.tags.clone())
+                    .unwrap_or_default();
+                fleet.set_user_tags(u, &edit_tags(&old, add, remove));
+                Ok(format!("tag user {user} ({})", tag_words(add, remove)))
+            }
+            Change::Attach { to, policy } => {
+                let n = fleet.attach(&target(fleet, to)?, policy);
+                Ok(format!("attach {} to {to} ({n} users)", policy.label))
+            }
+            Change::Detach { from, policy } => {
+                let target = target(fleet, from)?;
+                let mut n = fleet.detach(&target, policy);
+                if n == 0 {
+                    n = fleet.detach(&target, &format!("{from} inline policy {policy}"));
+                }
+                if n == 0 {
+                    return Err(ChangeError::NotAttached {
+                        who: from.to_string(),
+                        policy: policy.clone(),
+                    });
+                }
+                Ok(format!("detach {policy} from {from} ({n} users)"))
+            }
+            Change::NewVersion {
+                arn,
+                document,
+                policy,
+            } => {
+                let n = fleet.replace_document(arn, document, policy);
+                Ok(format!("new default version of {arn} ({n} users have it)"))
+            }
+            Change::PutInline {
+                user,
+                name,
+                document,
+                policy,
+            } => {
+                let u = user_index(fleet, user)?;
+                let label = format!("user {user} inline policy {name}");
+                if fleet.replace_document(&label, document, policy) == 0 {
+                    let inline = UserPolicy {
+                        label,
+                        document: document.clone(),
+                        policy: policy.clone(),
+                        boundary: false,
+                    };
+                    fleet.attach(&Target::User(u), &inline);
+                }
+                Ok(format!("put inline policy {name} on user {user}"))
+            }
+        }
+    }
+}
+
+fn user_index(fleet: &Fleet, name: &str) -> Result<usize, ChangeError> {
+    fleet
+        .user_index(name)
+        .ok_or_else(|| ChangeError::NoUser(name.to_owned()))
+}
+
+fn target(fleet: &Fleet, who: &Principal) -> Result<Target, ChangeError> {
+    Ok(match who {
+        Principal::User(name) => Target::User(user_index(fleet, name)?),
+        Principal::Group(name) => Target::Group(name.clone()),
+    })
+}
+
+/// `+Key=Value -Key`, for a change's description.
+fn tag_words(add: &[Tag], remove: &[String]) -> String {
+    let mut parts: Vec<String> = add
+        .iter()
+        .map(|t| format!("+{}={}", t.key, t.value))
+        .collect();
+    parts.extend(remove.iter().map(|k| format!("-{k}")));
+    parts.join(" ")
+}
+
 /// Applies tag changes to a tag list: `remove` (keys, any case) first, then `add` (replacing
 /// a tag whose key differs only in case, as the store does).
 pub fn edit_tags(tags: &[Tag], add: &[Tag], remove: &[String]) -> Vec<Tag> {

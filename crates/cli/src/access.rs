@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use portcullis_analysis::diff::{diff, edit_tags, PairChange, Target};
+use portcullis_analysis::diff::{diff, Change, PairChange, Principal};
 use portcullis_analysis::matrix::{
     answer_json, default_context, tags_json, what_can, who_can, Answer,
 };
@@ -199,72 +199,37 @@ fn read_policy(path: &std::path::Path) -> anyhow::Result<(String, Policy)> {
     Ok((text, policy))
 }
 
-/// Applies the change to `after`; returns its description.
-async fn apply(store: &SqliteStore, after: &mut Fleet, args: &DiffArgs) -> anyhow::Result<String> {
+/// The change the arguments propose (a managed policy to attach is read from the store).
+async fn proposed_change(store: &SqliteStore, args: &DiffArgs) -> anyhow::Result<Change> {
     let add = parse_tags(&args.add_tag)?;
-    let tag_change = !add.is_empty() || !args.remove_tag.is_empty();
-    let describe_tags = || {
-        let mut parts: Vec<String> = add
-            .iter()
-            .map(|t| format!("+{}={}", t.key, t.value))
-            .collect();
-        parts.extend(args.remove_tag.iter().map(|k| format!("-{k}")));
-        parts.join(" ")
-    };
+    let remove = args.remove_tag.clone();
+    let tag_change = !add.is_empty() || !remove.is_empty();
     if let (Some(arn), Some(file)) = (&args.replace, &args.with) {
-        let (text, policy) = read_policy(file)?;
-        let n = after.replace_document(arn, &text, &policy);
-        return Ok(format!(
-            "replace {arn} with {} ({n} users have it)",
-            file.display()
-        ));
+        let (document, policy) = read_policy(file)?;
+        return Ok(Change::NewVersion {
+            arn: arn.clone(),
+            document,
+            policy,
+        });
     }
-    if let Some(id) = &args.node {
+    if let Some(node) = &args.node {
         anyhow::ensure!(tag_change, "--node needs --add-tag or --remove-tag");
-        let n = after
-            .node_index(id)
-            .with_context(|| format!("no node {id} in the store"))?;
-        let tags = edit_tags(
-            &after
-                .nodes
-                .get(n)
-                .map(|x| x.tags.clone())
-                .unwrap_or_default(),
-            &add,
-            &args.remove_tag,
-        );
-        after.set_node_tags(n, &tags);
-        return Ok(format!("tag node {id} ({})", describe_tags()));
+        return Ok(Change::NodeTags {
+            node: node.clone(),
+            add,
+            remove,
+        });
     }
-    let target = match (&args.user, &args.group) {
-        (Some(u), _) => {
-            let i = after
-                .user_index(u)
-                .with_context(|| format!("no IAM user {u} in the store"))?;
-            Target::User(i)
-        }
-        (None, Some(g)) => Target::Group(g.clone()),
+    let who = match (&args.user, &args.group) {
+        (Some(u), _) => Principal::User(u.clone()),
+        (None, Some(g)) => Principal::Group(g.clone()),
         (None, None) => anyhow::bail!("say what changes: --node, --user, --group or --replace"),
     };
-    let who = match &target {
-        Target::User(_) => format!("user {}", args.user.clone().unwrap_or_default()),
-        Target::Group(g) => format!("group {g}"),
-    };
     if tag_change {
-        let Target::User(i) = target else {
+        let Principal::User(user) = who else {
             anyhow::bail!("groups have no tags: use --user or --node with --add-tag/--remove-tag");
         };
-        let tags = edit_tags(
-            &after
-                .users
-                .get(i)
-                .map(|u| u.tags.clone())
-                .unwrap_or_default(),
-            &add,
-            &args.remove_tag,
-        );
-        after.set_user_tags(i, &tags);
-        return Ok(format!("tag {who} ({})", describe_tags()));
+        return Ok(Change::UserTags { user, add, remove });
     }
     if let Some(arn) = &args.attach {
         let document = policies::default_document(store, arn)
@@ -272,38 +237,34 @@ async fn apply(store: &SqliteStore, after: &mut Fleet, args: &DiffArgs) -> anyho
             .map_err(|e| anyhow::anyhow!("no managed policy {arn}: {}", e.message))?;
         let policy = Policy::parse_as(&document, PolicyKind::Managed)
             .map_err(|e| anyhow::anyhow!("{arn}: {e}"))?;
-        let n = after.attach(
-            &target,
-            &UserPolicy {
-                label: arn.clone(),
-                document,
-                policy,
-                boundary: false,
-            },
-        );
-        return Ok(format!("attach {arn} to {who} ({n} users)"));
-    }
-    if let Some(file) = &args.attach_file {
-        let (document, policy) = read_policy(file)?;
-        let label = format!("proposed {}", file.display());
-        let n = after.attach(
-            &target,
-            &UserPolicy {
+        let label = arn.clone();
+        return Ok(Change::Attach {
+            to: who,
+            policy: UserPolicy {
                 label,
                 document,
                 policy,
                 boundary: false,
             },
-        );
-        return Ok(format!("attach {} to {who} ({n} users)", file.display()));
+        });
+    }
+    if let Some(file) = &args.attach_file {
+        let (document, policy) = read_policy(file)?;
+        return Ok(Change::Attach {
+            to: who,
+            policy: UserPolicy {
+                label: format!("proposed {}", file.display()),
+                document,
+                policy,
+                boundary: false,
+            },
+        });
     }
     if let Some(name) = &args.detach {
-        let mut n = after.detach(&target, name);
-        if n == 0 {
-            n = after.detach(&target, &format!("{who} inline policy {name}"));
-        }
-        anyhow::ensure!(n > 0, "{who} has no policy {name}");
-        return Ok(format!("detach {name} from {who} ({n} users)"));
+        return Ok(Change::Detach {
+            from: who,
+            policy: name.clone(),
+        });
     }
     anyhow::bail!("say what changes: --add-tag/--remove-tag, --attach, --attach-file or --detach")
 }
@@ -312,9 +273,9 @@ async fn run_diff(args: &DiffArgs) -> anyhow::Result<u8> {
     let store = open(&args.common.data_dir).await?;
     let before = read_fleet(&store).await?;
     let mut after = before.clone();
-    let change = apply(&store, &mut after, args).await;
+    let change = proposed_change(&store, args).await;
     store.close().await;
-    let change = change?;
+    let change = change?.apply(&mut after)?;
     let context = context(&before, &args.common)?;
     let actions: Vec<&str> = args.action.iter().map(String::as_str).collect();
     let found = diff(&before, &after, &actions, &context);

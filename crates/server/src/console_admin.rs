@@ -24,7 +24,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use portcullis_analysis::diff::{diff, edit_tags, PairChange, Target};
+use portcullis_analysis::diff::{diff, Change, PairChange, Principal};
 use portcullis_analysis::matrix::{answer_json, default_context, what_can, who_can};
 use portcullis_analysis::{lint, Document, Fleet};
 use portcullis_core::model::Tag;
@@ -748,8 +748,11 @@ fn proposed(text: &str, kind: PolicyKind) -> Result<Policy, Fail> {
     })
 }
 
-/// Applies the change described by `body` to `after`; returns what it is, in words.
-fn apply(after: &mut Fleet, body: &Value, attach_doc: Option<String>) -> Result<String, Fail> {
+/// The change a "what changes?" request proposes: `Node` with `AddTags`/`RemoveTags`;
+/// `PolicyArn` with `Document` (a new default version); or `User` with tags, `AttachPolicy`
+/// (its document read beforehand, as `attach_doc`), `DetachPolicy`, or `InlinePolicy` with
+/// `Document`.
+fn proposed_change(body: &Value, attach_doc: Option<String>) -> Result<Change, Fail> {
     let text = |k: &str| body.get(k).and_then(Value::as_str);
     let has = |k: &str| body.get(k).is_some();
     let add = if has("AddTags") {
@@ -762,87 +765,54 @@ fn apply(after: &mut Fleet, body: &Value, attach_doc: Option<String>) -> Result<
     } else {
         Vec::new()
     };
-    let tag_words = || {
-        let mut parts: Vec<String> = add
-            .iter()
-            .map(|t| format!("+{}={}", t.key, t.value))
-            .collect();
-        parts.extend(remove.iter().map(|k| format!("-{k}")));
-        parts.join(" ")
-    };
-    if let Some(id) = text("Node") {
-        let n = after
-            .node_index(id)
-            .ok_or_else(|| bad(format!("There is no node {id}.")))?;
-        let tags = edit_tags(
-            &after
-                .nodes
-                .get(n)
-                .map(|x| x.tags.clone())
-                .unwrap_or_default(),
-            &add,
-            &remove,
-        );
-        after.set_node_tags(n, &tags);
-        return Ok(format!("tag node {id} ({})", tag_words()));
+    if let Some(node) = text("Node") {
+        return Ok(Change::NodeTags {
+            node: node.to_owned(),
+            add,
+            remove,
+        });
     }
     if let (Some(arn), Some(doc)) = (text("PolicyArn"), text("Document")) {
-        let policy = proposed(doc, PolicyKind::Managed)?;
-        let n = after.replace_document(arn, doc, &policy);
-        return Ok(format!("new default version of {arn} ({n} users have it)"));
+        return Ok(Change::NewVersion {
+            arn: arn.to_owned(),
+            document: doc.to_owned(),
+            policy: proposed(doc, PolicyKind::Managed)?,
+        });
     }
-    let name =
+    let user =
         text("User").ok_or_else(|| bad("Say what changes: `Node`, `User` or `PolicyArn`."))?;
-    let u = after
-        .user_index(name)
-        .ok_or_else(|| bad(format!("There is no user {name}.")))?;
     if !add.is_empty() || !remove.is_empty() {
-        let tags = edit_tags(
-            &after
-                .users
-                .get(u)
-                .map(|x| x.tags.clone())
-                .unwrap_or_default(),
-            &add,
-            &remove,
-        );
-        after.set_user_tags(u, &tags);
-        return Ok(format!("tag user {name} ({})", tag_words()));
+        return Ok(Change::UserTags {
+            user: user.to_owned(),
+            add,
+            remove,
+        });
     }
     if let (Some(arn), Some(document)) = (text("AttachPolicy"), attach_doc) {
         let policy = proposed(&document, PolicyKind::Managed)?;
-        after.attach(
-            &Target::User(u),
-            &UserPolicy {
+        return Ok(Change::Attach {
+            to: Principal::User(user.to_owned()),
+            policy: UserPolicy {
                 label: arn.to_owned(),
                 document,
                 policy,
                 boundary: false,
             },
-        );
-        return Ok(format!("attach {arn} to user {name}"));
+        });
     }
     if let Some(arn) = text("DetachPolicy") {
-        if after.detach(&Target::User(u), arn) == 0 {
-            return Err(bad(format!("User {name} has no policy {arn} attached.")));
-        }
-        return Ok(format!("detach {arn} from user {name}"));
+        return Ok(Change::Detach {
+            from: Principal::User(user.to_owned()),
+            policy: arn.to_owned(),
+        });
     }
-    if let (Some(pname), Some(doc)) = (text("InlinePolicy"), text("Document")) {
-        let policy = proposed(doc, PolicyKind::Inline)?;
-        let label = format!("user {name} inline policy {pname}");
-        if after.replace_document(&label, doc, &policy) == 0 {
-            after.attach(
-                &Target::User(u),
-                &UserPolicy {
-                    label,
-                    document: doc.to_owned(),
-                    policy,
-                    boundary: false,
-                },
-            );
-        }
-        return Ok(format!("put inline policy {pname} on user {name}"));
+    if let (Some(name), Some(doc)) = (text("InlinePolicy"), text("Document")) {
+        return Ok(Change::PutInline {
+            user: user.to_owned(),
+            name: name.to_owned(),
+            document: doc.to_owned(),
+            policy: proposed(doc, PolicyKind::Inline)?,
+        });
     }
     Err(bad(
         "Say what changes: `AddTags`/`RemoveTags`, `AttachPolicy`, `DetachPolicy`, or `InlinePolicy` with `Document`.",
@@ -877,7 +847,9 @@ async fn what_changes(
         None => None,
     };
     let mut after = before.clone();
-    let change = apply(&mut after, &body, attach_doc)?;
+    let change = proposed_change(&body, attach_doc)?
+        .apply(&mut after)
+        .map_err(|e| bad(e.to_string()))?;
     let context = default_context(&before, portcullis_core::service::now());
     let found = diff(&before, &after, &[SHELL], &context);
     let pair = |c: &PairChange| {

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use portcullis_analysis::diff::{diff, edit_tags, PairChange, Target};
+use portcullis_analysis::diff::{
+    diff, edit_tags, Change, ChangeError, PairChange, Principal, Target,
+};
 use portcullis_analysis::matrix::default_context;
 use portcullis_analysis::Fleet;
 use portcullis_core::model::Tag;
@@ -205,6 +207,165 @@ async fn attaching_replacing_and_retagging_users() {
     assert_eq!(
         changes(&before, &diff(&before, &after, &[START], &ctx)),
         set(&[(true, "bob", N_TEST)])
+    );
+}
+
+/// `Change`, as the CLI and the console state a change: what it did, in words, and what
+/// cannot be done.
+#[tokio::test]
+async fn changes_say_what_they_did_and_refuse_what_cannot_be() {
+    let (_w, before) = small().await;
+    let ctx = default_context(&before, 1_700_000_000);
+    let abac = World::policy_arn("seed-abac");
+    let apply = |change: Change| {
+        let mut after = before.clone();
+        let said = change.apply(&mut after);
+        (said, after)
+    };
+    let user = |name: &str| Principal::User(name.to_owned());
+
+    let (said, after) = apply(Change::NodeTags {
+        node: N_DEV.to_owned(),
+        add: vec![Tag::new("Project", "test")],
+        remove: vec!["env".to_owned()],
+    });
+    assert_eq!(
+        said.unwrap(),
+        format!("tag node {N_DEV} (+Project=test -env)")
+    );
+    assert_eq!(
+        after.nodes[after.node_index(N_DEV).unwrap()].tags,
+        vec![Tag::new("Project", "test")]
+    );
+    assert_eq!(
+        changes(&before, &diff(&before, &after, &[START], &ctx)).len(),
+        3
+    );
+
+    let (said, after) = apply(Change::UserTags {
+        user: "bob".to_owned(),
+        add: vec![Tag::new("Project", "test")],
+        remove: vec![],
+    });
+    assert_eq!(said.unwrap(), "tag user bob (+Project=test)");
+    assert_eq!(
+        changes(&before, &diff(&before, &after, &[START], &ctx)),
+        set(&[(true, "bob", N_TEST)])
+    );
+
+    let (said, after) = apply(Change::Detach {
+        from: Principal::Group("devs".to_owned()),
+        policy: abac.clone(),
+    });
+    assert_eq!(
+        said.unwrap(),
+        format!("detach {abac} from group devs (1 users)")
+    );
+    assert_eq!(
+        changes(&before, &diff(&before, &after, &[START], &ctx)),
+        set(&[(false, "erin", N_TEST)])
+    );
+
+    // An inline policy by its name; detaching it again is refused.
+    let (said, after) = apply(Change::Detach {
+        from: Principal::Group("ops".to_owned()),
+        policy: "no-prod".to_owned(),
+    });
+    assert_eq!(said.unwrap(), "detach no-prod from group ops (1 users)");
+    let mut again = after.clone();
+    let refused = Change::Detach {
+        from: Principal::Group("ops".to_owned()),
+        policy: "no-prod".to_owned(),
+    }
+    .apply(&mut again)
+    .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "The group ops has no policy no-prod attached."
+    );
+
+    let fixed = seed("pattern-2-fixed-tag.json");
+    let (said, after) = apply(Change::NewVersion {
+        arn: abac.clone(),
+        document: fixed.clone(),
+        policy: Policy::parse_as(&fixed, PolicyKind::Managed).unwrap(),
+    });
+    assert_eq!(
+        said.unwrap(),
+        format!("new default version of {abac} (4 users have it)")
+    );
+    assert_eq!(
+        changes(&before, &diff(&before, &after, &[START], &ctx)),
+        set(&[(true, "bob", N_TEST)])
+    );
+
+    // An inline policy put twice under one name: the second replaces the first.
+    let allow_dev = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:StartSession",
+        "Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"StringEquals":{"aws:ResourceTag/Env":"dev"}}}]}"#;
+    let allow_prod = allow_dev.replace("\"dev\"", "\"prod\"");
+    let put = |doc: &str| Change::PutInline {
+        user: "carol".to_owned(),
+        name: "extra".to_owned(),
+        document: doc.to_owned(),
+        policy: Policy::parse_as(doc, PolicyKind::Inline).unwrap(),
+    };
+    let (said, after) = apply(put(allow_dev));
+    assert_eq!(said.unwrap(), "put inline policy extra on user carol");
+    assert_eq!(
+        changes(&before, &diff(&before, &after, &[START], &ctx)),
+        set(&[(true, "carol", N_DEV)])
+    );
+    let mut twice = after.clone();
+    put(&allow_prod).apply(&mut twice).unwrap();
+    assert_eq!(
+        changes(&before, &diff(&before, &twice, &[START], &ctx)),
+        set(&[(true, "carol", N_PROD)])
+    );
+
+    let proposed = UserPolicy {
+        label: "proposed.json".to_owned(),
+        document: allow_dev.to_owned(),
+        policy: Policy::parse_as(allow_dev, PolicyKind::Managed).unwrap(),
+        boundary: false,
+    };
+    let (said, _) = apply(Change::Attach {
+        to: user("carol"),
+        policy: proposed.clone(),
+    });
+    assert_eq!(
+        said.unwrap(),
+        "attach proposed.json to user carol (1 users)"
+    );
+
+    // What cannot be: named, nothing else.
+    assert_eq!(
+        apply(Change::Attach {
+            to: user("zed"),
+            policy: proposed
+        })
+        .0
+        .unwrap_err(),
+        ChangeError::NoUser("zed".to_owned())
+    );
+    let no_node = apply(Change::NodeTags {
+        node: "i-0000000000000dead".to_owned(),
+        add: vec![],
+        remove: vec![],
+    })
+    .0;
+    assert_eq!(
+        no_node.unwrap_err().to_string(),
+        "There is no node i-0000000000000dead."
+    );
+    assert_eq!(
+        apply(Change::Detach {
+            from: user("carol"),
+            policy: abac
+        })
+        .0
+        .unwrap_err()
+        .to_string(),
+        "The user carol has no policy arn:aws:iam::123456789012:policy/seed-abac attached."
     );
 }
 
