@@ -27,11 +27,12 @@ PROD_NODE = "i-0123456789abcdef0"
 class Agent:
     """`portcullis agent register` then `portcullis agent run`, in a temp state dir."""
 
-    def __init__(self, server, admin, instance_id, state_dir, tags=None):
+    def __init__(self, server, admin, instance_id, state_dir, tags=None, register_args=()):
         act = admin["ssm"].create_activation(IamRole="SSMServiceRole", RegistrationLimit=1)
         subprocess.run(
             [str(BIN), "agent", "register", "--server", server.endpoint, "--code", act["ActivationCode"],
-             "--id", act["ActivationId"], "--instance-id", instance_id, "--state-dir", str(state_dir)],
+             "--id", act["ActivationId"], "--instance-id", instance_id, "--state-dir", str(state_dir),
+             *register_args],
             check=True, capture_output=True, text=True, timeout=30)
         reg = json.loads((state_dir / "registration.json").read_text())
         self.node_id = reg.get("node_id") or reg.get("NodeId")
@@ -410,3 +411,37 @@ def test_metrics_count_agents_frames_and_refusals(server, admin, fleet, tmp_path
     session_id = admin["ssm"].describe_sessions(State="History")["Sessions"][0]["SessionId"]
     open_data_channel_with(server, session_id, "not-a-token")
     assert metric(server, "portcullis_data_channels_refused_total") == refused + 1
+
+
+def test_portcullis_session_over_tls(tmp_path):
+    """--tls-cert/--tls-key end to end: the agent (trusting the certificate with --ca-cert) and
+    our client (with AWS_CA_BUNDLE) reach the server over https and wss; a shell answers."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:FALSE",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = Server(tmp_path / "data", extra=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
+    agent = None
+    os.environ["AWS_CA_BUNDLE"] = str(cert)
+    try:
+        assert server.endpoint.startswith("https://")
+        keys = server.admin_keys()
+        admin = {s: server.client(s, keys) for s in ("iam", "ssm", "ec2")}
+        agent = Agent(server, admin, TEST_NODE, tmp_path / "agent", {"Project": "test"},
+                      register_args=["--ca-cert", str(cert)])
+        user_keys = user(admin, "TestUserA", "pattern-3-abac")
+        env = profile_env(server, tmp_path, user_keys)
+        env["AWS_CA_BUNDLE"] = str(cert)
+        out = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                             input="echo tls-$((40+2))\nexit\n", capture_output=True, text=True,
+                             env=env, timeout=60)
+        assert "tls-42" in out.stdout, out.stdout + out.stderr
+        assert out.returncode == 0, out.stderr
+        history = admin["ssm"].describe_sessions(State="History")["Sessions"]
+        assert [s["Status"] for s in history] == ["Terminated"]
+    finally:
+        del os.environ["AWS_CA_BUNDLE"]
+        if agent:
+            agent.stop()
+        server.stop()

@@ -2,16 +2,13 @@
 //! WebSocket upgrade with the node's credential, and one HTTP request for registration.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -19,6 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::either::Either;
 use url::Url;
 
 /// How long a TCP connect, TLS handshake and WebSocket upgrade may take together.
@@ -73,54 +71,8 @@ impl DialError {
     }
 }
 
-/// A TCP connection, in the clear or under TLS.
-#[derive(Debug)]
-pub enum Conn {
-    /// `http`/`ws`.
-    Plain(TcpStream),
-    /// `https`/`wss`.
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// A TCP connection, in the clear (`http`/`ws`) or under TLS (`https`/`wss`).
+pub type Conn = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// A WebSocket to the server.
 pub type WebSocket = WebSocketStream<Conn>;
@@ -236,12 +188,12 @@ impl Dialer {
         // Keystrokes and echoes are small: do not let Nagle hold them.
         tcp.set_nodelay(true).map_err(io_err)?;
         let Some(tls) = &self.tls else {
-            return Ok(Conn::Plain(tcp));
+            return Ok(Either::Left(tcp));
         };
         let name = ServerName::try_from(host.clone())
             .map_err(|e| DialError::Tls(format!("`{host}` is not a valid server name: {e}")))?;
         let stream = tls.connect(name, tcp).await.map_err(io_err)?;
-        Ok(Conn::Tls(Box::new(stream)))
+        Ok(Either::Right(Box::new(stream)))
     }
 
     /// The local address a connection to the server leaves from (no packet is sent).

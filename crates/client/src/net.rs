@@ -1,10 +1,7 @@
 //! Connections: TCP, TLS (rustls with the ring provider), one HTTP/1.1 request, a WebSocket.
 
-use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,11 +9,11 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::either::Either;
 
 /// How long a TCP connect plus TLS handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -151,54 +148,8 @@ impl Target {
     }
 }
 
-/// A TCP stream, with or without TLS.
-#[derive(Debug)]
-pub enum Stream {
-    /// Plain TCP.
-    Plain(TcpStream),
-    /// TLS over TCP.
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// A TCP connection, in the clear (`http`/`ws`) or under TLS (`https`/`wss`).
+pub type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// Connects to the target, with TLS when it says so.
 pub async fn connect(target: &Target, tls: &Arc<rustls::ClientConfig>) -> Result<Stream, NetError> {
@@ -209,14 +160,14 @@ pub async fn connect(target: &Target, tls: &Arc<rustls::ClientConfig>) -> Result
             .map_err(|e| NetError::io(&what, e))?;
         let _ = tcp.set_nodelay(true);
         if !target.tls {
-            return Ok(Stream::Plain(tcp));
+            return Ok(Either::Left(tcp));
         }
         let name = ServerName::try_from(target.host.clone()).map_err(|e| NetError::io(&what, e))?;
         let tls = TlsConnector::from(tls.clone())
             .connect(name, tcp)
             .await
             .map_err(|e| NetError::io(&what, e))?;
-        Ok(Stream::Tls(Box::new(tls)))
+        Ok(Either::Right(Box::new(tls)))
     };
     tokio::time::timeout(CONNECT_TIMEOUT, fut)
         .await
