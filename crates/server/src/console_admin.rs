@@ -24,6 +24,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use portcullis_analysis::diff::{diff, Change, PairChange, Principal};
 use portcullis_analysis::matrix::{answer_json, default_context, what_can, who_can};
 use portcullis_analysis::{lint, Document, Fleet};
@@ -255,15 +256,22 @@ async fn user_json(r: &Req, name: &str, in_list: bool) -> Result<Value, Fail> {
     }))
 }
 
+/// Users whose details the Users page's list reads at once.
+const USERS_AT_ONCE: usize = 16;
+
 async fn users(SignedIn(r): SignedIn) -> Result<Response, Fail> {
     let c = r.caller();
     let list = r
         .done(&c, "ListUsers", r.state.service.list_users(&c, None).await)
         .await?;
-    let mut out = Vec::with_capacity(list.len());
-    for u in &list {
-        out.push(user_json(&r, &u.name, true).await?);
-    }
+    // Each user is four audited reads, as AWS's console makes them; several users at a time
+    // let their audit events share commits (one at a time, 300 users took ~300 ms).
+    let r = &r;
+    let out: Vec<Value> = futures_util::stream::iter(list.into_iter().map(|u| u.name))
+        .map(|name| async move { user_json(r, &name, true).await })
+        .buffered(USERS_AT_ONCE)
+        .try_collect()
+        .await?;
     Ok(ok(json!({"users": out})))
 }
 
