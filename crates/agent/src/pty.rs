@@ -174,6 +174,8 @@ pub trait ShellProcess: Send {
     /// Blocks until the shell exits (reaping it); its exit code (128 + n for signal n is
     /// the shell convention; here, a killed shell reports 1 as `portable-pty` does).
     fn wait(&mut self) -> io::Result<i32>;
+    /// The exit code if the shell has exited (reaping it), without blocking.
+    fn try_wait(&mut self) -> io::Result<Option<i32>>;
 }
 
 /// The PTY master's descriptor (a duplicate of it, closed on drop), switched to
@@ -338,6 +340,38 @@ impl ShellProcess for NativeProcess {
     fn wait(&mut self) -> io::Result<i32> {
         let status = self.0.wait()?;
         Ok(i32::try_from(status.exit_code()).unwrap_or(i32::MAX))
+    }
+
+    fn try_wait(&mut self) -> io::Result<Option<i32>> {
+        Ok(self
+            .0
+            .try_wait()?
+            .map(|status| i32::try_from(status.exit_code()).unwrap_or(i32::MAX)))
+    }
+}
+
+/// A process's pidfd (Linux 5.3+): readable once the process has exited, so the runtime's
+/// poller can wait for it instead of a thread per shell. Close-on-exec, as `pidfd_open`
+/// makes it.
+#[derive(Debug)]
+pub struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    /// The pidfd of `pid`, a child of ours not yet reaped; an error where the kernel has no
+    /// `pidfd_open`.
+    pub fn open(pid: u32) -> io::Result<PidFd> {
+        let pid = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| io::Error::other("not a process id"))?;
+        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+        Ok(PidFd(fd))
+    }
+}
+
+impl std::os::fd::AsRawFd for PidFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 

@@ -1,6 +1,7 @@
 //! A shell on a PTY, on the async runtime: the master is read and written non-blocking
 //! (readiness from the runtime's poller), in the session's own task, so a keystroke and its
-//! echo cross no thread; only the wait for the shell's exit blocks, on a thread of its own.
+//! echo cross no thread. The shell's exit is noticed through its pidfd on the same poller;
+//! only where the kernel has no pidfds does a thread per shell block in `wait`.
 //!
 //! Output is read only when the session asks for it (its buffer has room), so when the
 //! client is away the PTY fills and the shell blocks on its next write: nothing is lost,
@@ -14,7 +15,9 @@ use tokio::io::Interest;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::pty::{KillSignal, MasterFd, Pty, PtySystem, ShellCommand, WindowSize};
+use crate::pty::{
+    KillSignal, MasterFd, PidFd, Pty, PtySystem, ShellCommand, ShellProcess, WindowSize,
+};
 
 /// What [`Shell::next_event`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +42,81 @@ pub struct Shell {
     /// Largest chunk [`Shell::next_event`] hands out.
     chunk: usize,
     output_done: bool,
-    exit: Option<oneshot::Receiver<i32>>,
+    /// Until the exit is seen.
+    exit: Option<ExitWatch>,
     exit_code: Option<i32>,
+}
+
+/// How the shell's exit is noticed.
+enum ExitWatch {
+    /// The pidfd, readable once the shell has exited; then `try_wait` reaps it.
+    Pidfd {
+        fd: AsyncFd<PidFd>,
+        process: Box<dyn ShellProcess>,
+    },
+    /// A thread blocked in `wait` (kernels without `pidfd_open`).
+    Thread(oneshot::Receiver<i32>),
+}
+
+impl ExitWatch {
+    fn start(mut process: Box<dyn ShellProcess>, pid: u32) -> io::Result<ExitWatch> {
+        // The same reasoning as for the master in `Shell::start`: `PidFd` owns its
+        // descriptor and closes it only when dropped, after `AsyncFd` deregistered it.
+        #[allow(deprecated)]
+        match PidFd::open(pid).and_then(AsyncFd::new) {
+            Ok(fd) => return Ok(ExitWatch::Pidfd { fd, process }),
+            Err(e) => tracing::debug!(error = %e, "no pidfd; a thread waits for the shell"),
+        }
+        let (exit_tx, exit) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("pty-wait".to_owned())
+            .spawn(move || {
+                let code = match process.wait() {
+                    Ok(code) => code,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for the shell");
+                        1
+                    }
+                };
+                let _ = exit_tx.send(code);
+            })?;
+        Ok(ExitWatch::Thread(exit))
+    }
+
+    /// Waits for the shell's exit; its code.
+    async fn exited(&mut self) -> i32 {
+        match self {
+            ExitWatch::Pidfd { fd, process } => loop {
+                let Ok(mut ready) = fd.readable().await else {
+                    return 1;
+                };
+                match process.try_wait() {
+                    Ok(Some(code)) => return code,
+                    Ok(None) => ready.clear_ready(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for the shell");
+                        return 1;
+                    }
+                }
+            },
+            ExitWatch::Thread(exit) => exit.await.unwrap_or(1),
+        }
+    }
+
+    /// The exit code if the shell has exited, without waiting.
+    fn try_exited(&mut self) -> Option<i32> {
+        match self {
+            ExitWatch::Pidfd { process, .. } => match process.try_wait() {
+                Ok(code) => code,
+                Err(_) => Some(1),
+            },
+            ExitWatch::Thread(exit) => match exit.try_recv() {
+                Ok(code) => Some(code),
+                Err(oneshot::error::TryRecvError::Closed) => Some(1),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for Shell {
@@ -77,25 +153,14 @@ impl Shell {
                 return Err(e);
             }
         };
-        let (exit_tx, exit) = oneshot::channel();
-        let mut process = spawned.process;
-        let waiter = std::thread::Builder::new()
-            .name("pty-wait".to_owned())
-            .spawn(move || {
-                let code = match process.wait() {
-                    Ok(code) => code,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "waiting for the shell");
-                        1
-                    }
-                };
-                let _ = exit_tx.send(code);
-            });
-        if let Err(e) = waiter {
-            // No thread to wait for it: end it now rather than leave it unreaped forever.
-            pty.kill(KillSignal::Kill);
-            return Err(e);
-        }
+        let exit = match ExitWatch::start(spawned.process, pty.pid()) {
+            Ok(exit) => exit,
+            Err(e) => {
+                // Nothing would reap it: end it now rather than leave a zombie for good.
+                pty.kill(KillSignal::Kill);
+                return Err(e);
+            }
+        };
         Ok(Shell {
             pty,
             master,
@@ -208,7 +273,7 @@ impl Shell {
                 },
                 code = async {
                     match self.exit.as_mut() {
-                        Some(exit) => exit.await.unwrap_or(1),
+                        Some(exit) => exit.exited().await,
                         None => std::future::pending().await,
                     }
                 } => Some(ShellEvent::Exited(code)),
@@ -253,18 +318,9 @@ impl Shell {
     }
 
     fn poll_exit(&mut self) {
-        if let Some(exit) = self.exit.as_mut() {
-            match exit.try_recv() {
-                Ok(code) => {
-                    self.exit_code = Some(code);
-                    self.exit = None;
-                }
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    self.exit_code = Some(1);
-                    self.exit = None;
-                }
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
+        if let Some(code) = self.exit.as_mut().and_then(ExitWatch::try_exited) {
+            self.exit_code = Some(code);
+            self.exit = None;
         }
     }
 

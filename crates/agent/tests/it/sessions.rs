@@ -42,6 +42,8 @@ async fn exit_reports_the_code_and_closes_the_channel() {
         let mut c = h.open(session).await;
         c.run("echo pid=$$,", "pid").await;
         let pid = numbers_after(&c.text(), "pid=")[0];
+        // The exit is watched through the shell's pidfd, not by a thread per shell.
+        assert_eq!(threads_named("pty-wait"), 0);
         c.type_text(&format!("{command}\r")).await;
         let closed = c.expect_closed().await;
         assert_eq!(c.exit_code, Some(code), "{command}");
@@ -376,4 +378,13 @@ async fn exit_after_a_lost_acknowledgement_ends_promptly() {
     assert_eq!(c.exit_code, Some(4));
     c.expect_socket_closed().await;
     h.stop().await;
+}
+
+/// Threads of this process with this name (`/proc/self/task/*/comm`).
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
 }
