@@ -14,9 +14,12 @@
 //! (`setsid`, a daemon) is out of reach, as with a terminal hangup; systemd's
 //! `KillMode=mixed` catches those when the agent itself stops.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use portable_pty::{CommandBuilder, MasterPty, PtySize};
 use rustix::process::{Pid, Signal};
@@ -163,10 +166,12 @@ pub trait Pty: Send {
     fn pid(&self) -> u32;
     /// Tells the kernel, and so the foreground job (SIGWINCH), the new size.
     fn resize(&self, size: WindowSize) -> io::Result<()>;
-    /// Signals every live process of the shell's session; returns how many were signalled.
-    fn kill(&self, signal: KillSignal) -> usize;
-    /// How many processes of the shell's session are still alive (zombies do not count).
-    fn survivors(&self) -> usize;
+    /// Signals every live process of the shell's session that a scan of the system's
+    /// processes begun at or after `since` found; returns how many were signalled.
+    fn kill(&self, signal: KillSignal, since: Instant) -> usize;
+    /// How many processes of the shell's session a scan begun at or after `since` found
+    /// alive (zombies do not count).
+    fn survivors(&self, since: Instant) -> usize;
 }
 
 /// The shell's exit, as the blocking waiter sees it.
@@ -304,7 +309,7 @@ impl Pty for NativePty {
         self.master.resize(pty_size(size)).map_err(pty_error)
     }
 
-    fn kill(&self, signal: KillSignal) -> usize {
+    fn kill(&self, signal: KillSignal, since: Instant) -> usize {
         let sig = match signal {
             KillSignal::Hangup => Signal::HUP,
             KillSignal::Kill => Signal::KILL,
@@ -313,8 +318,12 @@ impl Pty for NativePty {
             return 0;
         };
         let mut signalled = 0;
-        for pid in session_members(sid) {
-            if rustix::process::kill_process(pid, sig).is_ok() {
+        for pid in session_members(sid, since) {
+            // The scan may be a few milliseconds old: make sure the pid is still one of ours.
+            let still = read_stat(pid.as_raw_nonzero().get()).is_some_and(|stat| {
+                stat.session == sid.as_raw_nonzero().get() && !matches!(stat.state, 'Z' | 'X')
+            });
+            if still && rustix::process::kill_process(pid, sig).is_ok() {
                 signalled += 1;
             }
             if signal == KillSignal::Hangup {
@@ -326,11 +335,11 @@ impl Pty for NativePty {
         signalled
     }
 
-    fn survivors(&self) -> usize {
+    fn survivors(&self, since: Instant) -> usize {
         i32::try_from(self.pid)
             .ok()
             .and_then(Pid::from_raw)
-            .map_or(0, |sid| session_members(sid).len())
+            .map_or(0, |sid| session_members(sid, since).len())
     }
 }
 
@@ -375,21 +384,58 @@ impl std::os::fd::AsRawFd for PidFd {
     }
 }
 
-/// The live (not zombie) processes whose session id is `sid`, from `/proc`.
-pub fn session_members(sid: Pid) -> Vec<Pid> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+/// Every live (not zombie) process by session id, from one scan of `/proc`.
+struct ProcessTable {
+    /// When the scan began: it saw every process that existed then and still did when read.
+    begun: Instant,
+    by_session: HashMap<i32, Vec<Pid>>,
+}
+
+/// The last scan, shared: a scan reads every process's `stat` (tens of milliseconds with
+/// thousands of processes), and when many sessions end together, each scanning on its own
+/// made ending them quadratic.
+static PROCESS_TABLE: Mutex<Option<Arc<ProcessTable>>> = Mutex::new(None);
+
+/// The live (not zombie) processes whose session id is `sid`, from a scan of `/proc` begun
+/// at or after `since`: a scan made for another session serves this one if it is recent
+/// enough, and a new scan is made (and shared) otherwise.
+pub fn session_members(sid: Pid, since: Instant) -> Vec<Pid> {
+    let mut shared = PROCESS_TABLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let table = match shared.as_ref().filter(|t| t.begun >= since) {
+        Some(table) => Arc::clone(table),
+        None => {
+            let table = Arc::new(scan_processes());
+            *shared = Some(Arc::clone(&table));
+            table
+        }
     };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|raw| {
-            let stat = read_stat(raw)?;
-            (stat.session == sid.as_raw_nonzero().get() && stat.state != 'Z' && stat.state != 'X')
-                .then(|| Pid::from_raw(raw))
-                .flatten()
-        })
-        .collect()
+    table
+        .by_session
+        .get(&sid.as_raw_nonzero().get())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn scan_processes() -> ProcessTable {
+    let begun = Instant::now();
+    let mut by_session: HashMap<i32, Vec<Pid>> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for raw in entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        {
+            let Some(stat) = read_stat(raw) else { continue };
+            if matches!(stat.state, 'Z' | 'X') {
+                continue;
+            }
+            if let Some(pid) = Pid::from_raw(raw) {
+                by_session.entry(stat.session).or_default().push(pid);
+            }
+        }
+    }
+    ProcessTable { begun, by_session }
 }
 
 /// The fields of `/proc/PID/stat` the agent needs.
@@ -431,6 +477,32 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scan_begun() -> Instant {
+        PROCESS_TABLE
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|t| t.begun)
+            .unwrap()
+    }
+
+    #[test]
+    fn one_scan_of_the_processes_serves_every_session_that_asked_before_it_began() {
+        let sid = rustix::process::getsid(None).unwrap();
+        let me = rustix::process::getpid();
+        let asked = Instant::now();
+        assert!(session_members(sid, asked).contains(&me));
+        let begun = scan_begun();
+        assert!(begun >= asked);
+        // Asked before that scan began: it serves again, no new scan.
+        assert!(session_members(sid, asked).contains(&me));
+        assert_eq!(scan_begun(), begun);
+        // Asked after it: a new one.
+        let later = Instant::now();
+        assert!(session_members(sid, later).contains(&me));
+        assert!(scan_begun() >= later);
+    }
 
     #[test]
     fn stat_lines() {

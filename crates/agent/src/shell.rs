@@ -45,6 +45,8 @@ pub struct Shell {
     /// Until the exit is seen.
     exit: Option<ExitWatch>,
     exit_code: Option<i32>,
+    /// When the shell's exit was seen: what it left behind existed by then.
+    exit_seen: Option<std::time::Instant>,
 }
 
 /// How the shell's exit is noticed.
@@ -149,7 +151,7 @@ impl Shell {
             Ok(master) => master,
             Err(e) => {
                 // Nothing would ever read it or wait for it: end it now.
-                pty.kill(KillSignal::Kill);
+                pty.kill(KillSignal::Kill, std::time::Instant::now());
                 return Err(e);
             }
         };
@@ -157,7 +159,7 @@ impl Shell {
             Ok(exit) => exit,
             Err(e) => {
                 // Nothing would reap it: end it now rather than leave a zombie for good.
-                pty.kill(KillSignal::Kill);
+                pty.kill(KillSignal::Kill, std::time::Instant::now());
                 return Err(e);
             }
         };
@@ -171,6 +173,7 @@ impl Shell {
             output_done: false,
             exit: Some(exit),
             exit_code: None,
+            exit_seen: None,
         })
     }
 
@@ -286,6 +289,7 @@ impl Shell {
                 Some(ShellEvent::Exited(code)) => {
                     self.exit = None;
                     self.exit_code = Some(code);
+                    self.exit_seen = Some(std::time::Instant::now());
                     return ShellEvent::Exited(code);
                 }
                 Some(output) => return output,
@@ -321,13 +325,17 @@ impl Shell {
         if let Some(code) = self.exit.as_mut().and_then(ExitWatch::try_exited) {
             self.exit_code = Some(code);
             self.exit = None;
+            self.exit_seen = Some(std::time::Instant::now());
         }
     }
 
     /// Hangs up on what is left of the session after the shell exited by itself (jobs it
     /// left behind get SIGHUP, as a terminal hangup does; `nohup` ones live on).
     pub fn hang_up(&self) {
-        let n = self.pty.kill(KillSignal::Hangup);
+        // Everything it left behind existed when its exit was seen: a scan of the processes
+        // begun since then (perhaps for another session) finds it all.
+        let since = self.exit_seen.unwrap_or_else(std::time::Instant::now);
+        let n = self.pty.kill(KillSignal::Hangup, since);
         if n > 0 {
             tracing::debug!(processes = n, "hung up on processes left by the shell");
         }
@@ -337,12 +345,20 @@ impl Shell {
     /// whatever is left after `grace`; waits until the shell is reaped.
     pub async fn terminate(&mut self, grace: Duration) {
         const POLL: Duration = Duration::from_millis(25);
+        // A scan of the processes up to one poll old will do for the hangup and the polls
+        // (sessions ending together share it): a process it misses is found by a later poll,
+        // and the SIGKILL below, if it comes to that, takes a fresh scan.
+        let recent = || {
+            std::time::Instant::now()
+                .checked_sub(POLL)
+                .unwrap_or_else(std::time::Instant::now)
+        };
         let pid = self.pid();
-        self.pty.kill(KillSignal::Hangup);
+        self.pty.kill(KillSignal::Hangup, recent());
         let deadline = Instant::now() + grace;
         loop {
             self.poll_exit();
-            if self.exit_code.is_some() && self.pty.survivors() == 0 {
+            if self.exit_code.is_some() && self.pty.survivors(recent()) == 0 {
                 tracing::debug!(pid, "shell and its processes ended on SIGHUP");
                 return;
             }
@@ -351,12 +367,12 @@ impl Shell {
             }
             tokio::time::sleep(POLL).await;
         }
-        let killed = self.pty.kill(KillSignal::Kill);
+        let killed = self.pty.kill(KillSignal::Kill, std::time::Instant::now());
         tracing::debug!(pid, killed, "sent SIGKILL to what was left of the session");
         let reap_deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < reap_deadline {
             self.poll_exit();
-            if self.exit_code.is_some() && self.pty.survivors() == 0 {
+            if self.exit_code.is_some() && self.pty.survivors(recent()) == 0 {
                 return;
             }
             tokio::time::sleep(POLL).await;

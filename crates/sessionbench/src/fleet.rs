@@ -467,8 +467,10 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
     // End them all with `exit`; each must be Terminated in History.
     eprintln!("exiting {} sessions", shells.len());
     let ids: Vec<String> = shells.iter().map(|s| s.id.clone()).collect();
+    let exiting = Instant::now();
     lost += close_all(shells).await;
     let terminated = terminated_count(&api, &ids).await?;
+    let exit_secs = exiting.elapsed().as_secs_f64();
     let (server_end, agent_end) = (server.usage()?, agent.usage()?);
 
     // More cycles in the same processes: open all, idle, exit all; RSS after each.
@@ -507,6 +509,7 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
     );
     println!("| --- | --- |");
     println!("| opened (StartSession → prompt, {OPENING} at a time) | {open_secs:.1} s |");
+    println!("| ended (`exit` typed in all → all Terminated in History) | {exit_secs:.1} s |");
     println!(
         "| server RSS: before / all idle / peak / after exit | {:.1} / {:.1} / {:.1} / {:.1} MiB |",
         mib(server_before.rss_kib),
