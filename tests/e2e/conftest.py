@@ -24,6 +24,17 @@ ACCOUNT = "123456789012"
 REGION = "ap-northeast-1"
 
 
+def self_signed_cert(tmp_path):
+    """A throwaway certificate for 127.0.0.1 (not a CA: the agent's webpki refuses a CA as
+    the server's own certificate); returns (cert, key) paths."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:FALSE",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
 class Server:
     """A running `portcullis server` with its data dir; restartable."""
 

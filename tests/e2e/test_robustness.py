@@ -278,11 +278,8 @@ def test_audit_log_records_allowed_and_refused_calls(server, admin):
 def test_tls(tmp_path):
     """--tls-cert/--tls-key: HTTPS for the API, wss:// stream URLs, and aws:SecureTransport."""
     import os
-    from conftest import Server
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    from conftest import Server, self_signed_cert
+    cert, key = self_signed_cert(tmp_path)
     s = Server(tmp_path / "data", extra=["--tls-cert", str(cert), "--tls-key", str(key)])
     s.start()
     try:

@@ -18,7 +18,7 @@ import pexpect
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT, BIN, REGION, ROOT, Server
+from conftest import ACCOUNT, BIN, REGION, ROOT, Server, self_signed_cert
 
 TEST_NODE = "i-0885b2e35926f1fb3"
 PROD_NODE = "i-0123456789abcdef0"
@@ -416,11 +416,7 @@ def test_metrics_count_agents_frames_and_refusals(server, admin, fleet, tmp_path
 def test_portcullis_session_over_tls(tmp_path):
     """--tls-cert/--tls-key end to end: the agent (trusting the certificate with --ca-cert) and
     our client (with AWS_CA_BUNDLE) reach the server over https and wss; a shell answers."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-addext", "basicConstraints=critical,CA:FALSE",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path)
     server = Server(tmp_path / "data", extra=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
     agent = None
     os.environ["AWS_CA_BUNDLE"] = str(cert)

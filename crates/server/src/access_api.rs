@@ -120,7 +120,7 @@ fn all(body: &Value) -> Result<bool, Error> {
     match body.get("All") {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(Error::invalid("ValidationException", 
+        Some(_) => Err(Error::invalid("ValidationException",
             "1 validation error detected: Value at 'All' failed to satisfy constraint: Member must be a boolean",
         )),
     }
@@ -165,12 +165,12 @@ fn run_what_can(fleet: &Fleet, body: &Value) -> Result<Value, Error> {
             .map(|v| v.as_str())
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| {
-                Error::invalid("ValidationException", 
+                Error::invalid("ValidationException",
                     "1 validation error detected: Value at 'Actions' failed to satisfy constraint: Member must be a list of strings",
                 )
             })?,
         Some(_) => {
-            return Err(Error::invalid("ValidationException", 
+            return Err(Error::invalid("ValidationException",
                 "1 validation error detected: Value at 'Actions' failed to satisfy constraint: Member must be a non-empty list of strings",
             ))
         }

@@ -87,15 +87,21 @@ pub struct ChannelFigures {
 impl Hub {
     /// The figures `/metrics` shows.
     pub fn figures(&self) -> ChannelFigures {
-        let agents_connected = self.agents.lock().map_or(0, |agents| agents.len() as u64);
-        let (clients_attached, agent_channels_attached) =
-            self.relays.lock().map_or((0, 0), |relays| {
-                relays.values().fold((0, 0), |(c, a), r| {
-                    (
-                        c + u64::from(r.client.is_some()),
-                        a + u64::from(r.agent.is_some()),
-                    )
-                })
+        let agents_connected = self
+            .agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len() as u64;
+        let (clients_attached, agent_channels_attached) = self
+            .relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .fold((0, 0), |(c, a), r| {
+                (
+                    c + u64::from(r.client.is_some()),
+                    a + u64::from(r.agent.is_some()),
+                )
             });
         let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
         ChannelFigures {

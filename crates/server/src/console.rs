@@ -541,10 +541,12 @@ async fn nodes(SignedIn(r): SignedIn) -> Result<Response, Fail> {
         let n = &info.node;
         let tags = match n.kind {
             NodeKind::Ec2Instance => ec2_tags.as_ref().map(|all| {
-                all.iter()
+                let mine: Vec<_> = all
+                    .iter()
                     .filter(|(id, _)| *id == n.id)
-                    .map(|(_, t)| json!({"Key": t.key, "Value": t.value}))
-                    .collect::<Vec<_>>()
+                    .map(|(_, t)| t.clone())
+                    .collect();
+                crate::ssm_api::tag_list(&mine)
             }),
             NodeKind::ManagedInstance => {
                 let c = r.caller();
@@ -553,11 +555,7 @@ async fn nodes(SignedIn(r): SignedIn) -> Result<Response, Fail> {
                     .await;
                 audit(&r.state, &c, "ListTagsForResource", listed.as_ref().err()).await;
                 match listed {
-                    Ok(tags) => Some(
-                        tags.iter()
-                            .map(|t| json!({"Key": t.key, "Value": t.value}))
-                            .collect(),
-                    ),
+                    Ok(tags) => Some(crate::ssm_api::tag_list(&tags)),
                     Err(e) => {
                         tag_errors.push(json!({"operation": "ListTagsForResource", "code": e.code, "message": e.message}));
                         None

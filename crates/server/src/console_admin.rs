@@ -129,13 +129,6 @@ fn keys_of(body: &Value, name: &str) -> Result<Vec<String>, Fail> {
         .collect()
 }
 
-fn tags_json(tags: &[Tag]) -> Value {
-    tags.iter()
-        .map(|t| json!({"Key": t.key, "Value": t.value}))
-        .collect::<Vec<_>>()
-        .into()
-}
-
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -248,7 +241,7 @@ async fn user_json(r: &Req, name: &str, in_list: bool) -> Result<Value, Fail> {
         "Path": u.path,
         "CreateDate": u.created,
         "PermissionsBoundary": u.permissions_boundary,
-        "Tags": tags_json(&tags),
+        "Tags": crate::ssm_api::tag_list(&tags),
         "Groups": groups,
         "AttachedPolicies": attached,
         "InlinePolicies": inline,
@@ -612,24 +605,8 @@ async fn activations(SignedIn(r): SignedIn) -> Result<Response, Fail> {
             r.state.service.describe_activations(&c).await,
         )
         .await?;
-    let now = portcullis_core::service::now();
-    let out: Vec<Value> = list
-        .iter()
-        .map(|a| {
-            json!({
-                "ActivationId": a.id,
-                "Description": a.description,
-                "DefaultInstanceName": a.default_instance_name,
-                "IamRole": a.iam_role,
-                "RegistrationLimit": a.registration_limit,
-                "RegistrationsCount": a.registrations_count,
-                "ExpirationDate": a.expiration,
-                "Expired": a.expiration <= now,
-                "CreatedDate": a.created,
-                "Tags": tags_json(&a.tags),
-            })
-        })
-        .collect();
+    // The same shape as DescribeActivations on the API (and the same `Expired` rule).
+    let out: Vec<Value> = list.iter().map(crate::ssm_api::activation_json).collect();
     Ok(ok(json!({"activations": out})))
 }
 

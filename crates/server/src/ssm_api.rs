@@ -103,7 +103,8 @@ fn strings(body: &Value, field: &str) -> Result<Vec<String>> {
     }
 }
 
-fn tag_list(tags: &[Tag]) -> Value {
+/// Tags as AWS lists them: `[{"Key": ..., "Value": ...}]`.
+pub(crate) fn tag_list(tags: &[Tag]) -> Value {
     Value::Array(
         tags.iter()
             .map(|t| json!({"Key": t.key, "Value": t.value}))
@@ -140,7 +141,7 @@ fn session_json(s: &Session) -> Value {
     v
 }
 
-fn activation_json(a: &Activation) -> Value {
+pub(crate) fn activation_json(a: &Activation) -> Value {
     json!({
         "ActivationId": a.id,
         "Description": a.description,
