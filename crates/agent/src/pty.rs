@@ -489,19 +489,32 @@ mod tests {
 
     #[test]
     fn one_scan_of_the_processes_serves_every_session_that_asked_before_it_began() {
-        let sid = rustix::process::getsid(None).unwrap();
-        let me = rustix::process::getpid();
+        // A session of our own: the test's may be led from outside this PID namespace
+        // (session id 0, as in CI's container), which no scan can name.
+        let mut leader = std::process::Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let raw = i32::try_from(leader.id()).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while read_stat(raw).map(|s| s.session) != Some(raw) {
+            assert!(Instant::now() < deadline, "setsid did not make a session");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let sid = Pid::from_raw(raw).unwrap();
         let asked = Instant::now();
-        assert!(session_members(sid, asked).contains(&me));
+        assert!(session_members(sid, asked).contains(&sid));
         let begun = scan_begun();
         assert!(begun >= asked);
         // Asked before that scan began: it serves again, no new scan.
-        assert!(session_members(sid, asked).contains(&me));
+        assert!(session_members(sid, asked).contains(&sid));
         assert_eq!(scan_begun(), begun);
         // Asked after it: a new one.
         let later = Instant::now();
-        assert!(session_members(sid, later).contains(&me));
+        assert!(session_members(sid, later).contains(&sid));
         assert!(scan_begun() >= later);
+        leader.kill().unwrap();
+        leader.wait().unwrap();
     }
 
     #[test]
