@@ -109,6 +109,42 @@ def test_portcullis_session_runs_commands_and_exits(server, admin, fleet, tmp_pa
     assert history[0]["SessionId"].startswith("TestUserA-")
 
 
+def test_session_log_keeps_what_the_terminal_showed(server, admin, fleet, tmp_path):
+    """The server logs each session's output (mode 0600, in a 0700 directory);
+    `portcullis audit session-log` prints it; a name that is not a session id is refused."""
+    keys = user(admin, "TestUserA", "pattern-3-abac")
+    env = profile_env(server, tmp_path, keys)
+    out = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                         input="echo logged-$((6*7))\nexit\n", capture_output=True, text=True, env=env, timeout=60)
+    assert "logged-42" in out.stdout, out.stdout + out.stderr
+    session = admin["ssm"].describe_sessions(State="History")["Sessions"][0]["SessionId"]
+    audit = [str(BIN), "audit", "session-log", "--data-dir", str(server.data_dir)]
+    deadline = time.time() + 10
+    while True:
+        log = subprocess.run([*audit, session], capture_output=True, text=True, timeout=30)
+        if "logged-42" in log.stdout or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert log.returncode == 0, log.stderr
+    # The typed command as the shell echoed it, then its output, once.
+    assert "echo logged-$((6*7))" in log.stdout
+    assert log.stdout.count("logged-42") == 1, log.stdout
+    logs = server.data_dir / "session-logs"
+    assert logs.stat().st_mode & 0o777 == 0o700
+    assert (logs / f"{session}.log").stat().st_mode & 0o777 == 0o600
+    refused = subprocess.run([*audit, "../portcullis.db"], capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "not a session id" in refused.stderr
+    missing = subprocess.run([*audit, "TestUserA-0000"], capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0 and "no log for session TestUserA-0000" in missing.stderr
+    # Switched off: no directory, nothing written.
+    quiet = Server(tmp_path / "quiet", extra=("--no-session-logs",)).start()
+    try:
+        assert (tmp_path / "quiet" / "portcullis.db").exists()
+        assert not (tmp_path / "quiet" / "session-logs").exists()
+    finally:
+        quiet.stop()
+
+
 def test_aws_cli_start_session_with_the_plugin(server, admin, fleet, tmp_path, plugin_dir):
     """`aws ssm start-session` finds `session-manager-plugin` on PATH (ours), gets a terminal,
     runs a command, and exits with AWS's closing line."""

@@ -1,4 +1,5 @@
-//! `portcullis audit tail`: the last API calls, allowed or refused, from the store.
+//! `portcullis audit tail`: the last API calls, allowed or refused, from the store;
+//! `portcullis audit session-log ID`: what a session's terminal showed, from its log file.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,19 @@ pub enum AuditCommand {
     /// (allow, explicit_deny, implicit_deny or error), the deciding statement, source IP and
     /// request id. Reads the store directly, so it works while the server runs.
     Tail(TailArgs),
+    /// Print what a session's terminal showed, as the server logged it: every byte of its
+    /// output once, in order (the shell's echo of what was typed included), written to
+    /// stdout as it was sent. Works while the session runs.
+    SessionLog(SessionLogArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SessionLogArgs {
+    /// The session id (`aws ssm describe-sessions`, `portcullis session list`).
+    session_id: String,
+    /// The server's data directory.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = ".portcullis")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,7 +48,10 @@ pub struct TailArgs {
 }
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
-    let AuditCommand::Tail(args) = cmd;
+    let args = match cmd {
+        AuditCommand::Tail(args) => args,
+        AuditCommand::SessionLog(args) => return session_log(&args),
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let db = args.data_dir.join("portcullis.db");
@@ -85,4 +102,24 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
         }
         Ok(exit::OK)
     })
+}
+
+fn session_log(args: &SessionLogArgs) -> anyhow::Result<u8> {
+    let dir = args.data_dir.join(crate::server::SESSION_LOGS);
+    let path = portcullis_server::session_log::log_path(&dir, &args.session_id)
+        .with_context(|| format!("{:?} is not a session id", args.session_id))?;
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::bail!(
+                "no log for session {} in {} (no output yet, another --data-dir, or the server runs with --no-session-logs)",
+                args.session_id,
+                dir.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    std::io::copy(&mut file, &mut std::io::stdout().lock())
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(exit::OK)
 }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use portcullis_core::model::{AccessKey, Tag};
 use portcullis_core::ops_ssm::NewActivation;
 use portcullis_core::{Caller, Service};
+use portcullis_server::session_log::SessionLogs;
 use portcullis_server::AppState;
 use portcullis_store::SqliteStore;
 
@@ -91,7 +92,15 @@ pub struct Args {
         value_name = "N"
     )]
     worker_threads: Option<u16>,
+    /// Do not write session logs. By default the server writes what each session's terminal
+    /// showed to `<data-dir>/session-logs/<session-id>.log` (mode 0600); `portcullis audit
+    /// session-log ID` prints one.
+    #[arg(long, env = "PORTCULLIS_NO_SESSION_LOGS")]
+    no_session_logs: bool,
 }
+
+/// Session logs' directory, under the data directory.
+pub const SESSION_LOGS: &str = "session-logs";
 
 /// The account and region the seed article's policies name.
 const SEED_ACCOUNT: &str = "123456789012";
@@ -201,6 +210,12 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     service.set_console_session_seconds(args.console_session_seconds);
     let mut state = AppState::new(service, tls.is_some());
     state.agent_grace = std::time::Duration::from_secs(args.agent_grace_seconds);
+    if !args.no_session_logs {
+        let dir = args.data_dir.join(SESSION_LOGS);
+        state.session_logs = Some(
+            SessionLogs::new(dir.clone()).with_context(|| format!("creating {}", dir.display()))?,
+        );
+    }
     let state = Arc::new(state);
     match tls {
         Some(config) => {

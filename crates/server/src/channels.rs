@@ -2,7 +2,8 @@
 //! agent data channel and client data channel, and the relay between the last two.
 //!
 //! The relay forwards Session Manager frames unchanged. It reads just enough of them (the
-//! message type) to notice `channel_closed`, the end of a session. Frames that arrive while
+//! message type) to notice `channel_closed`, the end of a session, and hands the agent's
+//! output frames to the session's log ([`crate::session_log`]). Frames that arrive while
 //! the other side is absent are dropped: the sender's retransmission recovers them, which is
 //! what makes `ResumeSession` lose nothing.
 
@@ -22,6 +23,7 @@ use portcullis_stream::open::OpenDataChannel;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use crate::session_log::Recorder;
 use crate::AppState;
 
 /// How long a client has to send `OpenDataChannel` after connecting.
@@ -45,6 +47,8 @@ struct Relay {
     client_seen: bool,
     /// Whether the agent has ever attached its data channel (it got the `open`).
     agent_seen: bool,
+    /// The session's log, across the agent's reconnections.
+    recorder: Option<Recorder>,
 }
 
 /// Live channels, by node and by session.
@@ -371,12 +375,18 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
     let (tx, rx) = mpsc::channel(QUEUE);
     spawn_writer(sink, rx);
     let id = state.hub.next_id();
-    let client_present = state.hub.with_relay(&session, |r| {
+    let (client_present, recorder) = state.hub.with_relay(&session, |r| {
         r.agent_seen = true;
         if let Some((_, old)) = r.agent.replace((id, tx.clone())) {
             let _ = old.try_send(Message::Close(None));
         }
-        r.client.is_some()
+        if r.recorder.is_none() {
+            r.recorder = state
+                .session_logs
+                .as_ref()
+                .and_then(|l| l.recorder(&session));
+        }
+        (r.client.is_some(), r.recorder.clone())
     });
     if client_present {
         let _ = tx.send(text(json!({"type": "client_connected"}))).await;
@@ -395,7 +405,11 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
                 if let Some(client) = client {
                     let c = &state.hub.counts;
                     Hub::count(&c.frames_to_client, &c.bytes_to_client, frame.len());
-                    let _ = client.send(Message::Binary(frame)).await;
+                    let _ = client.send(Message::Binary(frame.clone())).await;
+                }
+                // Logged whether or not a client is there to see it.
+                if let Some(recorder) = &recorder {
+                    recorder.record(&frame).await;
                 }
                 if is_close {
                     closed_by_agent = true;

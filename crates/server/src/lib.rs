@@ -28,6 +28,7 @@ mod ec2_api;
 mod iam_api;
 pub mod metrics;
 mod nodes;
+pub mod session_log;
 mod ssm_api;
 pub mod tls;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     /// A session whose agent data channel dropped (without `channel_closed`) ends if the
     /// agent has not reconnected within this time.
     pub agent_grace: std::time::Duration,
+    /// Where what each session's terminal showed is written; `None`: nowhere.
+    pub session_logs: Option<session_log::SessionLogs>,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
             hub: channels::Hub::default(),
             idle_timeout: std::time::Duration::from_secs(20 * 60),
             agent_grace: std::time::Duration::from_secs(60),
+            session_logs: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The loss test: `seq 1 200000` on the real agent's PTY, the client's connection cut in the
 //! middle of it and kept out for a while (the agent's output meanwhile is dropped by the
-//! relay), then ResumeSession: the client has every line exactly once, in order.
+//! relay), then ResumeSession: the client has every line exactly once, in order, and so has the
+//! server's session log, which saw the agent's resends as well.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,6 +71,7 @@ async fn a_cut_in_the_middle_of_seq_loses_and_repeats_nothing() {
     let proxy = Proxy::start(world.addr).await;
     let api = SsmClient::new(&world.config(&proxy.endpoint())).unwrap();
     let grant = start_when_online(&api).await;
+    let session = grant.session_id.clone();
     let (tx, mut rx) = mpsc::channel(64);
     let out = Captured::default();
     let expected: String = (1..=LINES).map(|n| format!("{n}\r\n")).collect();
@@ -136,12 +138,24 @@ async fn a_cut_in_the_middle_of_seq_loses_and_repeats_nothing() {
     );
     assert_eq!(outcome.exit_code, Some(0));
 
+    assert_every_line_once(&out.text(), &expected);
+
+    // The server's log of the session saw the agent resend what the client had missed, and
+    // kept each line once too. Its writer may still be finishing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !world.session_log(&session).contains("seq-done-42") {
+        assert!(tokio::time::Instant::now() < deadline, "the session log");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_every_line_once(&world.session_log(&session), &expected);
+    agent.stop().await;
+}
+
+/// `seq 1 LINES` once, in order, byte for byte, then `seq-done-42` once.
+fn assert_every_line_once(text: &str, expected: &str) {
     // The shell may print its prompt after echoing the typed command and before the first
     // number ("# 1"): that is the PTY's ordering, not output, so prompts are taken out.
-    let text = out
-        .text()
-        .replace("\r\n# ", "\r\n")
-        .replace("\r\n$ ", "\r\n");
+    let text = text.replace("\r\n# ", "\r\n").replace("\r\n$ ", "\r\n");
     let numbers: Vec<&str> = text
         .split("\r\n")
         .filter(|line| !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()))
@@ -162,5 +176,4 @@ async fn a_cut_in_the_middle_of_seq_loses_and_repeats_nothing() {
         expected.len()
     );
     assert_eq!(text.matches("seq-done-42").count(), 1);
-    agent.stop().await;
 }

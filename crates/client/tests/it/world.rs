@@ -82,7 +82,12 @@ impl World {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(portcullis_server::AppState::new(service.clone(), false));
+        let mut state = portcullis_server::AppState::new(service.clone(), false);
+        state.session_logs = Some(
+            portcullis_server::session_log::SessionLogs::new(dir.path().join("session-logs"))
+                .unwrap(),
+        );
+        let state = Arc::new(state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(portcullis_server::serve(listener, state, async {
             let _ = rx.await;
@@ -123,6 +128,16 @@ impl World {
 
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
+    }
+
+    /// What the server logged of `session` so far (empty: nothing yet).
+    pub fn session_log(&self, session: &str) -> String {
+        let path = self
+            .dir
+            .path()
+            .join("session-logs")
+            .join(format!("{session}.log"));
+        String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
     }
 }
 

@@ -1,0 +1,240 @@
+//! Session logs: what each session's terminal showed, kept by the server in
+//! `<dir>/<session-id>.log` (Session Manager's "session data" logging, to a local file).
+//!
+//! The relay hands every `output_stream_data` frame from the agent to the session's
+//! [`Recorder`]; its writer task decodes the frame (a bad digest is not logged) and appends
+//! the output in sequence order, each message once: an agent resends what its client has
+//! not acknowledged, after a lost acknowledgement, a redial or a resume, and the log must
+//! not show it twice. The server keeps the log, not the agent: the node's own root cannot
+//! rewrite what it showed.
+//!
+//! Output is gathered for up to 50 ms (or 256 KiB) and the file opened, appended to and
+//! closed per batch (no descriptor held per idle session, one write per burst of typing),
+//! created with mode 0600 in a 0700 directory: a terminal shows secrets.
+//! When the writer falls behind, the relay waits for it rather than lose output.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use portcullis_stream::message::{ClientMessage, MessageType, PayloadType};
+use tokio::sync::mpsc;
+
+/// Frames queued per session before the relay waits for the writer.
+const QUEUE: usize = 256;
+/// How long output gathers before it is written, unless [`WRITE_SIZE`] is reached first.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+const WRITE_SIZE: usize = 256 * 1024;
+/// Messages held while an earlier one is missing, before the log notes a gap and goes on.
+const MAX_HELD: usize = 1024;
+
+/// Where session logs are written.
+#[derive(Debug, Clone)]
+pub struct SessionLogs {
+    dir: PathBuf,
+}
+
+impl SessionLogs {
+    /// Logs in `dir`, created (mode 0700) if missing.
+    pub fn new(dir: PathBuf) -> io::Result<SessionLogs> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        Ok(SessionLogs { dir })
+    }
+
+    /// The log file of `session`, or `None` for an id that is not a file name.
+    pub fn path(&self, session: &str) -> Option<PathBuf> {
+        log_path(&self.dir, session)
+    }
+
+    /// Starts the writer of `session`'s log. It runs until every [`Recorder`] clone is
+    /// dropped (the session's relay is gone), then writes what is left.
+    pub fn recorder(&self, session: &str) -> Option<Recorder> {
+        let path = self.path(session)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_log(path, rx));
+        Some(Recorder(tx))
+    }
+}
+
+/// `dir/<session>.log`, if `session` is a plain file name (session ids are a user name, a
+/// dash and hex digits; nothing here may climb out of `dir`).
+pub fn log_path(dir: &Path, session: &str) -> Option<PathBuf> {
+    let plain = !session.is_empty()
+        && !session.starts_with('.')
+        && session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    plain.then(|| dir.join(format!("{session}.log")))
+}
+
+/// Feeds one session's log.
+#[derive(Debug, Clone)]
+pub struct Recorder(mpsc::Sender<Bytes>);
+
+impl Recorder {
+    /// Logs `frame` if it carries output (other frames are ignored). Waits while the
+    /// writer is a full queue behind.
+    pub async fn record(&self, frame: &Bytes) {
+        if MessageType::peek(frame) == Some(MessageType::OutputStreamData) {
+            // A closed writer has already reported why.
+            let _ = self.0.send(frame.clone()).await;
+        }
+    }
+}
+
+async fn write_log(path: PathBuf, mut frames: mpsc::Receiver<Bytes>) {
+    let mut order = InOrder::default();
+    let mut batch = Vec::new();
+    let mut failed = false;
+    let mut open = true;
+    while open {
+        if frames.recv_many(&mut batch, QUEUE).await == 0 {
+            break;
+        }
+        // Typing sends a frame per keystroke: gather a moment's worth into one write.
+        let mut out = Vec::new();
+        let until = tokio::time::Instant::now() + GATHER;
+        loop {
+            for frame in batch.drain(..) {
+                if let Ok(message) = ClientMessage::decode(&frame) {
+                    order.accept(
+                        message.sequence_number,
+                        message.payload_type,
+                        message.payload,
+                        &mut out,
+                    );
+                }
+            }
+            if out.len() >= WRITE_SIZE {
+                break;
+            }
+            match tokio::time::timeout_at(until, frames.recv_many(&mut batch, QUEUE)).await {
+                Ok(0) => {
+                    open = false;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if out.is_empty() || failed {
+            continue;
+        }
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || append(&target, &out)).await;
+        if let Err(e) = written.map_err(io::Error::other).and_then(|r| r) {
+            // Once: the session goes on, its log does not.
+            tracing::error!(path = %path.display(), error = %e, "session log not written");
+            failed = true;
+        }
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
+}
+
+/// Puts an agent's messages back in sequence order, each once. The agent numbers every
+/// message it sends from 0 (handshake and exit code included), so only output and
+/// standard error are written, but every number counts.
+#[derive(Debug, Default)]
+struct InOrder {
+    next: i64,
+    held: BTreeMap<i64, (PayloadType, Vec<u8>)>,
+}
+
+impl InOrder {
+    fn accept(&mut self, seq: i64, kind: PayloadType, payload: Vec<u8>, out: &mut Vec<u8>) {
+        if seq < self.next {
+            return;
+        }
+        self.held.insert(seq, (kind, payload));
+        if self.held.len() > MAX_HELD {
+            // The missing message is not coming (its sender gave up on it): say so, go on.
+            if let Some(&first) = self.held.keys().next() {
+                let note = format!(
+                    "\r\n[portcullis: messages {}..{} of this session are missing from its log]\r\n",
+                    self.next,
+                    first - 1
+                );
+                out.extend_from_slice(note.as_bytes());
+                self.next = first;
+            }
+        }
+        while let Some((kind, payload)) = self.held.remove(&self.next) {
+            if matches!(kind, PayloadType::Output | PayloadType::StdErr) {
+                out.extend_from_slice(&payload);
+            }
+            self.next += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(order: &mut InOrder, seqs: &[i64]) -> String {
+        let mut out = Vec::new();
+        for &seq in seqs {
+            order.accept(
+                seq,
+                PayloadType::Output,
+                format!("{seq};").into_bytes(),
+                &mut out,
+            );
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn repeats_are_dropped_and_late_messages_take_their_place() {
+        let mut order = InOrder::default();
+        assert_eq!(feed(&mut order, &[0, 1, 1, 0, 3, 4]), "0;1;");
+        assert_eq!(feed(&mut order, &[2, 3]), "2;3;4;");
+        assert_eq!(feed(&mut order, &[5]), "5;");
+    }
+
+    #[test]
+    fn only_terminal_bytes_are_written_but_every_message_counts() {
+        let mut order = InOrder::default();
+        let mut out = Vec::new();
+        order.accept(0, PayloadType::HandshakeRequest, b"{}".to_vec(), &mut out);
+        order.accept(1, PayloadType::Output, b"$ ".to_vec(), &mut out);
+        order.accept(2, PayloadType::StdErr, b"oops".to_vec(), &mut out);
+        order.accept(3, PayloadType::ExitCode, b"0".to_vec(), &mut out);
+        assert_eq!(out, b"$ oops");
+        assert_eq!(order.next, 4);
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_is_noted() {
+        let mut order = InOrder::default();
+        let later: Vec<i64> = (2..=(MAX_HELD as i64 + 2)).collect();
+        let out = feed(&mut order, &[0]) + &feed(&mut order, &later);
+        assert!(out.starts_with("0;\r\n[portcullis: messages 1..1 of this session are missing"));
+        assert!(out.ends_with(&format!("{};", MAX_HELD + 2)));
+    }
+
+    #[test]
+    fn ids_that_are_not_plain_names_have_no_log() {
+        let dir = Path::new("/logs");
+        assert_eq!(
+            log_path(dir, "TestUserA-0123abcd"),
+            Some(PathBuf::from("/logs/TestUserA-0123abcd.log"))
+        );
+        for bad in ["", "../x", "a/b", ".hidden", "a\0b", "a b"] {
+            assert_eq!(log_path(dir, bad), None, "{bad:?}");
+        }
+    }
+}
