@@ -10,7 +10,8 @@
 //!
 //! Output is gathered for up to 50 ms (or 256 KiB) and the file opened, appended to and
 //! closed per batch (no descriptor held per idle session, one write per burst of typing),
-//! created with mode 0600 in a 0700 directory: a terminal shows secrets.
+//! created with mode 0600 in a 0700 directory: a terminal shows secrets. A server that
+//! stops writes what it had gathered; one killed outright loses up to those 50 ms.
 //! When the writer falls behind, the relay waits for it rather than lose output.
 
 use std::collections::BTreeMap;
@@ -55,8 +56,21 @@ impl SessionLogs {
     /// dropped (the session's relay is gone), then writes what is left.
     pub fn recorder(&self, session: &str) -> Option<Recorder> {
         let path = self.path(session)?;
+        // A log begun by an earlier run of the server: its messages went on counting while
+        // the server was down, so it goes on from the first one it is sent.
+        let order = match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() > 0 => InOrder::continuing(),
+            _ => InOrder::default(),
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_log(path, rx));
+        let writer = Writer {
+            path,
+            order,
+            frames: rx,
+            pending: Vec::new(),
+            failed: false,
+        };
+        tokio::spawn(writer.run());
         Some(Recorder(tx))
     }
 }
@@ -87,50 +101,82 @@ impl Recorder {
     }
 }
 
-async fn write_log(path: PathBuf, mut frames: mpsc::Receiver<Bytes>) {
-    let mut order = InOrder::default();
-    let mut batch = Vec::new();
-    let mut failed = false;
-    let mut open = true;
-    while open {
-        if frames.recv_many(&mut batch, QUEUE).await == 0 {
-            break;
-        }
-        // Typing sends a frame per keystroke: gather a moment's worth into one write.
-        let mut out = Vec::new();
-        let until = tokio::time::Instant::now() + GATHER;
-        loop {
-            for frame in batch.drain(..) {
-                if let Ok(message) = ClientMessage::decode(&frame) {
-                    order.accept(
-                        message.sequence_number,
-                        message.payload_type,
-                        message.payload,
-                        &mut out,
-                    );
-                }
-            }
-            if out.len() >= WRITE_SIZE {
+/// One session's log writer. If its task is cancelled (the server's runtime shutting down)
+/// while output waits to be written, `Drop` writes it, with whatever is still queued.
+struct Writer {
+    path: PathBuf,
+    order: InOrder,
+    frames: mpsc::Receiver<Bytes>,
+    /// Output accepted and not yet handed to a write.
+    pending: Vec<u8>,
+    failed: bool,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut batch = Vec::new();
+        let mut open = true;
+        while open {
+            if self.frames.recv_many(&mut batch, QUEUE).await == 0 {
                 break;
             }
-            match tokio::time::timeout_at(until, frames.recv_many(&mut batch, QUEUE)).await {
-                Ok(0) => {
-                    open = false;
+            // Typing sends a frame per keystroke: gather a moment's worth into one write.
+            let until = tokio::time::Instant::now() + GATHER;
+            loop {
+                for frame in batch.drain(..) {
+                    self.take(&frame);
+                }
+                if self.pending.len() >= WRITE_SIZE {
                     break;
                 }
-                Ok(_) => {}
-                Err(_) => break,
+                match tokio::time::timeout_at(until, self.frames.recv_many(&mut batch, QUEUE)).await
+                {
+                    Ok(0) => {
+                        open = false;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
             }
+            let out = std::mem::take(&mut self.pending);
+            if out.is_empty() || self.failed {
+                continue;
+            }
+            let path = self.path.clone();
+            let written = tokio::task::spawn_blocking(move || append(&path, &out)).await;
+            self.check(written.map_err(io::Error::other).and_then(|r| r));
         }
-        if out.is_empty() || failed {
-            continue;
+    }
+
+    fn take(&mut self, frame: &[u8]) {
+        if let Ok(message) = ClientMessage::decode(frame) {
+            self.order.accept(
+                message.sequence_number,
+                message.payload_type,
+                message.payload,
+                &mut self.pending,
+            );
         }
-        let target = path.clone();
-        let written = tokio::task::spawn_blocking(move || append(&target, &out)).await;
-        if let Err(e) = written.map_err(io::Error::other).and_then(|r| r) {
+    }
+
+    fn check(&mut self, written: io::Result<()>) {
+        if let Err(e) = written {
             // Once: the session goes on, its log does not.
-            tracing::error!(path = %path.display(), error = %e, "session log not written");
-            failed = true;
+            tracing::error!(path = %self.path.display(), error = %e, "session log not written");
+            self.failed = true;
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        while let Ok(frame) = self.frames.try_recv() {
+            self.take(&frame);
+        }
+        if !self.pending.is_empty() && !self.failed {
+            let written = append(&self.path, &self.pending);
+            self.check(written);
         }
     }
 }
@@ -151,10 +197,25 @@ fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
 struct InOrder {
     next: i64,
     held: BTreeMap<i64, (PayloadType, Vec<u8>)>,
+    /// Take the next message's number as the start (see [`InOrder::continuing`]).
+    continuing: bool,
 }
 
 impl InOrder {
+    /// For a log an earlier server wrote: the first message accepted sets the count. What
+    /// that server logged and the client had not acknowledged comes again, and is logged
+    /// again: the one case where output appears twice.
+    fn continuing() -> InOrder {
+        InOrder {
+            continuing: true,
+            ..InOrder::default()
+        }
+    }
+
     fn accept(&mut self, seq: i64, kind: PayloadType, payload: Vec<u8>, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.continuing) {
+            self.next = seq;
+        }
         if seq < self.next {
             return;
         }
@@ -218,12 +279,75 @@ mod tests {
     }
 
     #[test]
+    fn a_log_from_an_earlier_server_goes_on_from_the_first_message() {
+        let mut order = InOrder::continuing();
+        assert_eq!(feed(&mut order, &[500, 502, 501, 500]), "500;501;502;");
+    }
+
+    #[test]
     fn a_gap_that_never_fills_is_noted() {
         let mut order = InOrder::default();
         let later: Vec<i64> = (2..=(MAX_HELD as i64 + 2)).collect();
         let out = feed(&mut order, &[0]) + &feed(&mut order, &later);
         assert!(out.starts_with("0;\r\n[portcullis: messages 1..1 of this session are missing"));
         assert!(out.ends_with(&format!("{};", MAX_HELD + 2)));
+    }
+
+    fn output(seq: i64, text: &str) -> Bytes {
+        ClientMessage {
+            message_type: MessageType::OutputStreamData,
+            schema_version: 1,
+            created_date: 1,
+            sequence_number: seq,
+            flags: 0,
+            message_id: portcullis_stream::message::MessageId::NIL,
+            payload_type: PayloadType::Output,
+            payload: text.as_bytes().to_vec(),
+        }
+        .encode()
+        .into()
+    }
+
+    #[test]
+    fn the_log_is_written_when_the_session_ends_and_when_the_server_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = SessionLogs::new(dir.path().join("logs")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Ended: every recorder dropped, the writer finishes.
+        runtime.block_on(async {
+            let recorder = logs.recorder("ended-1").unwrap();
+            for (seq, text) in [(0, "a"), (1, "b"), (1, "b"), (2, "c")] {
+                recorder.record(&output(seq, text)).await;
+            }
+            drop(recorder);
+            let path = logs.path("ended-1").unwrap();
+            for _ in 0..200 {
+                if std::fs::read(&path).unwrap_or_default() == b"abc" {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("not written: {:?}", std::fs::read(&path));
+        });
+        // Stopped: the runtime goes away while output gathers; nothing is lost.
+        let recorder = runtime.block_on(async {
+            let recorder = logs.recorder("stopped-1").unwrap();
+            recorder.record(&output(0, "typed")).await;
+            tokio::task::yield_now().await;
+            recorder.record(&output(1, " and shown")).await;
+            recorder
+        });
+        drop(runtime);
+        drop(recorder);
+        let path = logs.path("stopped-1").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"typed and shown");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("logs")), 0o700);
     }
 
     #[test]
