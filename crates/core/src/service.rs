@@ -385,14 +385,15 @@ impl Service {
 }
 
 /// AWS's refusal for the action's service: `AccessDenied` (IAM, STS),
-/// `AccessDeniedException` (SSM, IAM Access Analyzer), `UnauthorizedOperation` (EC2).
+/// `AccessDeniedException` (SSM, CloudWatch Logs, IAM Access Analyzer),
+/// `UnauthorizedOperation` (EC2).
 pub fn access_denied(action: &str, message: String) -> Error {
     match action
         .split_once(':')
         .map(|(s, _)| s.to_ascii_lowercase())
         .as_deref()
     {
-        Some("ssm") => Error::new(400, "AccessDeniedException", message),
+        Some("ssm" | "logs") => Error::new(400, "AccessDeniedException", message),
         Some("access-analyzer") => Error::new(403, "AccessDeniedException", message),
         Some("ec2") => Error::new(
             403,

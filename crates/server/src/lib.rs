@@ -26,6 +26,7 @@ mod console;
 mod console_admin;
 mod ec2_api;
 mod iam_api;
+pub mod logs_api;
 pub mod metrics;
 mod nodes;
 pub mod session_log;
@@ -140,6 +141,8 @@ fn protocol_of(service: &str) -> Option<Protocol> {
         "access-analyzer" => Some(Protocol::Json),
         // Portcullis's own operations (access analysis), JSON 1.1.
         "portcullis" => Some(Protocol::Json),
+        // CloudWatch Logs: session logs (`logs_api`).
+        "logs" => Some(Protocol::Json),
         _ => None,
     }
 }
@@ -243,7 +246,7 @@ async fn aws_api(
             400,
             "UnknownService",
             format!(
-                "this server does not serve `{service_name}` (it serves iam, sts, ec2, ssm, access-analyzer and portcullis)"
+                "this server does not serve `{service_name}` (it serves iam, sts, ec2, ssm, logs, access-analyzer and portcullis)"
             ),
         );
         return render(&err, protocol, &request_id);
@@ -360,6 +363,21 @@ async fn dispatch(
                 let result = access_api::handle(svc, caller, &operation, &body)
                     .await
                     .map(|v| ("application/x-amz-json-1.1", v.to_string().into_bytes()));
+                return (operation, result);
+            }
+            if service == "logs" {
+                if service_target != "Logs_20140328" {
+                    let e = Error::invalid(
+                        "UnknownOperationException",
+                        format!(
+                            "`{service_target}.{operation}` is not a CloudWatch Logs operation"
+                        ),
+                    );
+                    return (operation, Err(e));
+                }
+                let result =
+                    logs_api::handle(svc, caller, &operation, &body, state.session_logs.as_ref())
+                        .map(|v| ("application/x-amz-json-1.1", v.to_string().into_bytes()));
                 return (operation, result);
             }
             if service_target != "AmazonSSM" {

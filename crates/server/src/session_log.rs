@@ -68,6 +68,7 @@ impl SessionLogs {
             order,
             frames: rx,
             pending: Vec::new(),
+            arrived: None,
             failed: false,
         };
         tokio::spawn(writer.run());
@@ -109,6 +110,8 @@ struct Writer {
     frames: mpsc::Receiver<Bytes>,
     /// Output accepted and not yet handed to a write.
     pending: Vec<u8>,
+    /// When the first of `pending` arrived (milliseconds since the epoch): the event's time.
+    arrived: Option<i64>,
     failed: bool,
 }
 
@@ -139,12 +142,21 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let out = std::mem::take(&mut self.pending);
+            // A character split between two frames waits for its end: events are text.
+            let keep = unfinished_char(&self.pending);
+            let rest = self.pending.split_off(self.pending.len() - keep);
+            let out = std::mem::replace(&mut self.pending, rest);
+            let Some(arrived) = self.arrived.take() else {
+                continue;
+            };
+            if !self.pending.is_empty() {
+                self.arrived = Some(arrived);
+            }
             if out.is_empty() || self.failed {
                 continue;
             }
             let path = self.path.clone();
-            let written = tokio::task::spawn_blocking(move || append(&path, &out)).await;
+            let written = tokio::task::spawn_blocking(move || append(&path, &out, arrived)).await;
             self.check(written.map_err(io::Error::other).and_then(|r| r));
         }
     }
@@ -157,6 +169,9 @@ impl Writer {
                 message.payload,
                 &mut self.pending,
             );
+            if !self.pending.is_empty() && self.arrived.is_none() {
+                self.arrived = Some(now_ms());
+            }
         }
     }
 
@@ -175,19 +190,165 @@ impl Drop for Writer {
             self.take(&frame);
         }
         if !self.pending.is_empty() && !self.failed {
-            let written = append(&self.path, &self.pending);
+            let arrived = self.arrived.unwrap_or_else(now_ms);
+            let written = append(&self.path, &self.pending, arrived);
             self.check(written);
         }
     }
 }
 
-fn append(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(bytes)
+/// Appends `bytes` to the log and one record to its index: where the log now ends, when
+/// the bytes arrived and when they were written. The log is written first: an index that
+/// lost its last record after a crash still describes a prefix of the log.
+fn append(log: &Path, bytes: &[u8], arrived: i64) -> io::Result<()> {
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+    };
+    let mut file = open(log)?;
+    file.write_all(bytes)?;
+    let end = file.metadata()?.len();
+    let mut record = [0u8; INDEX_RECORD];
+    for (at, value) in [end, arrived as u64, now_ms() as u64]
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(slot) = record.get_mut(at * 8..at * 8 + 8) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+    open(&log.with_extension("idx"))?.write_all(&record)
+}
+
+/// An index record: the log's length after a write, the write's arrival and ingestion
+/// times (milliseconds since the epoch), little-endian.
+const INDEX_RECORD: usize = 24;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How many bytes at the end of `bytes` begin a UTF-8 character they do not finish.
+fn unfinished_char(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let Some(&b) = bytes.get(bytes.len() - back) else {
+            return 0;
+        };
+        if b & 0xC0 == 0x80 {
+            continue; // a continuation byte: its lead is further back
+        }
+        let needs = match b {
+            0xF0..=0xF4 => 4,
+            0xE0..=0xEF => 3,
+            0xC2..=0xDF => 2,
+            _ => 1, // ASCII, or a byte no character starts with
+        };
+        return if needs > back { back } else { 0 };
+    }
+    0
+}
+
+/// One write of a session's log: what CloudWatch Logs calls an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Where its bytes are in the log.
+    pub start: u64,
+    pub end: u64,
+    /// When its output arrived, milliseconds since the epoch.
+    pub timestamp: i64,
+    /// When it was written.
+    pub ingestion_time: i64,
+}
+
+impl SessionLogs {
+    /// The events of `session`'s log, oldest first; `None` if it has no log.
+    pub fn events(&self, session: &str) -> io::Result<Option<Vec<Event>>> {
+        let Some(path) = self.path(session) else {
+            return Ok(None);
+        };
+        let len = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let index = match std::fs::read(path.with_extension("idx")) {
+            Ok(index) => index,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut events = Vec::new();
+        let mut start = 0;
+        for record in index.chunks_exact(INDEX_RECORD) {
+            let field = |at: usize| {
+                record
+                    .get(at * 8..at * 8 + 8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_le_bytes)
+            };
+            let end = field(0).min(len);
+            if end > start {
+                events.push(Event {
+                    start,
+                    end,
+                    timestamp: field(1) as i64,
+                    ingestion_time: field(2) as i64,
+                });
+                start = end;
+            }
+        }
+        if len > start {
+            // Written, not indexed (a crash between the two): the rest, at the log's time.
+            let modified = std::fs::metadata(&path)?
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as i64);
+            events.push(Event {
+                start,
+                end: len,
+                timestamp: modified,
+                ingestion_time: modified,
+            });
+        }
+        Ok(Some(events))
+    }
+
+    /// The bytes of `events` (consecutive, from [`SessionLogs::events`]), each on its own.
+    pub fn read(&self, session: &str, events: &[Event]) -> io::Result<Vec<Vec<u8>>> {
+        use std::io::{Read as _, Seek as _};
+        let (Some(path), Some(first)) = (self.path(session), events.first()) else {
+            return Ok(Vec::new());
+        };
+        let mut file = std::fs::File::open(path)?;
+        file.seek(io::SeekFrom::Start(first.start))?;
+        events
+            .iter()
+            .map(|e| {
+                let mut bytes = vec![0; usize::try_from(e.end - e.start).unwrap_or(0)];
+                file.read_exact(&mut bytes)?;
+                Ok(bytes)
+            })
+            .collect()
+    }
+
+    /// The sessions that have a log, by name.
+    pub fn sessions(&self) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let session = name.strip_suffix(".log")?;
+                log_path(&self.dir, session).map(|_| session.to_owned())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
 }
 
 /// Puts an agent's messages back in sequence order, each once. The agent numbers every
@@ -332,6 +493,11 @@ mod tests {
             }
             panic!("not written: {:?}", std::fs::read(&path));
         });
+        let events = logs.events("ended-1").unwrap().unwrap();
+        let bytes: Vec<u8> = logs.read("ended-1", &events).unwrap().concat();
+        assert_eq!(bytes, b"abc");
+        assert!(events.iter().all(|e| e.timestamp <= e.ingestion_time));
+        assert_eq!(logs.events("never-1").unwrap(), None);
         // Stopped: the runtime goes away while output gathers; nothing is lost.
         let recorder = runtime.block_on(async {
             let recorder = logs.recorder("stopped-1").unwrap();
@@ -344,10 +510,39 @@ mod tests {
         drop(recorder);
         let path = logs.path("stopped-1").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"typed and shown");
+        assert_eq!(logs.sessions().unwrap(), ["ended-1", "stopped-1"]);
+        // A log whose index lost its last record (a crash between the writes) still reads
+        // whole.
+        std::fs::write(path.with_extension("idx"), b"").unwrap();
+        let events = logs.events("stopped-1").unwrap().unwrap();
+        assert_eq!(
+            logs.read("stopped-1", &events).unwrap(),
+            [b"typed and shown"]
+        );
         use std::os::unix::fs::PermissionsExt as _;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&dir.path().join("logs")), 0o700);
+    }
+
+    #[test]
+    fn a_character_cut_in_two_waits_for_its_end() {
+        assert_eq!(unfinished_char(b""), 0);
+        assert_eq!(unfinished_char(b"abc"), 0);
+        let e_acute = "é".as_bytes(); // 2 bytes
+        let kanji = "門".as_bytes(); // 3 bytes
+        let emoji = "🚪".as_bytes(); // 4 bytes
+        assert_eq!(unfinished_char(e_acute), 0);
+        assert_eq!(unfinished_char(e_acute.get(..1).unwrap()), 1);
+        assert_eq!(unfinished_char(kanji.get(..2).unwrap()), 2);
+        assert_eq!(unfinished_char(kanji), 0);
+        assert_eq!(unfinished_char(emoji.get(..3).unwrap()), 3);
+        assert_eq!(unfinished_char(emoji), 0);
+        assert_eq!(
+            unfinished_char(&[b'a', 0xFF]),
+            0,
+            "not UTF-8: nothing to wait for"
+        );
     }
 
     #[test]

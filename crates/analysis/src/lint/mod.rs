@@ -77,7 +77,7 @@ rules! {
     FOR_ALL_VALUES_SINGLE = "PC006", "forallvalues-single-valued", Warning,
         "ForAllValues on a single-valued key is true when the key is absent, so the Allow also applies without it";
     UNKNOWN_ACTION = "PC007", "unknown-action", Warning,
-        "an action that the service (ssm, ssmmessages, ec2, iam, sts) does not have";
+        "an action that the service (ssm, ssmmessages, ec2, iam, sts, logs) does not have";
     UNKNOWN_KEY = "PC008", "unknown-condition-key", Warning,
         "a condition key or policy variable that AWS does not document for the service (or globally)";
     VARIABLE_IN_KEY = "PC009", "variable-in-condition-key", Warning,

@@ -235,10 +235,16 @@ fn pc007_unknown_action() {
         "PC007",
         &doc(r#"{"Effect": "Allow", "Action": "ec2:Nothing*", "Resource": "*"}"#),
     );
+    // Session logs are read through CloudWatch Logs' actions.
+    let f = fires(
+        "PC007",
+        &doc(r#"{"Effect": "Allow", "Action": "logs:GetLogEvent", "Resource": "*"}"#),
+    );
+    assert_eq!(f.fix, "did you mean `logs:GetLogEvents`?");
     quiet(
         "PC007",
         &doc(
-            r#"{"Effect": "Allow", "Action": ["ssm:Start*", "ec2:CreateTags", "iam:GetUser", "sts:GetCallerIdentity", "s3:Whatever"], "Resource": "arn:aws:s3:::b"}"#,
+            r#"{"Effect": "Allow", "Action": ["ssm:Start*", "ec2:CreateTags", "iam:GetUser", "sts:GetCallerIdentity", "logs:GetLogEvents", "s3:Whatever"], "Resource": "arn:aws:s3:::b"}"#,
         ),
     );
 }

@@ -1,0 +1,451 @@
+//! Session logs through CloudWatch Logs' API (JSON 1.1, `X-Amz-Target: Logs_20140328.*`,
+//! SigV4 service `logs`), as Session Manager streams them to CloudWatch: one log group,
+//! [`LOG_GROUP`], with a log stream per session named by its session id. So the stock
+//! `aws logs describe-log-streams` and `aws logs get-log-events` read them, and IAM
+//! policies decide who may, down to the stream:
+//! `arn:aws:logs:REGION:ACCOUNT:log-group:/portcullis/sessions:log-stream:${aws:username}-*`
+//! lets users read only their own sessions.
+//!
+//! Authorization follows the Service Authorization Reference: `GetLogEvents` on the
+//! log-stream ARN; `DescribeLogStreams` on the log group, which AWS evaluates as
+//! `...:log-group:NAME:log-stream:` (so `log-group:NAME:*` matches it, the exact
+//! `log-group:NAME` does not, as on AWS); `DescribeLogGroups` on `...:log-group::log-stream:`.
+//! Each is authorized before anything is looked up.
+
+use portcullis_core::{Caller, Error, Result, Service};
+use serde_json::{json, Value};
+
+use crate::session_log::{Event, SessionLogs};
+
+/// The log group of session logs.
+pub const LOG_GROUP: &str = "/portcullis/sessions";
+/// GetLogEvents' page: at most this many events and about this many bytes (AWS: 10,000
+/// events, 1 MB).
+const MAX_EVENTS: usize = 10_000;
+const MAX_PAGE_BYTES: u64 = 1024 * 1024;
+/// DescribeLogStreams' and DescribeLogGroups' largest page (AWS: 50).
+const MAX_STREAMS: usize = 50;
+
+/// Runs `operation`; the JSON answer. It reads the log's index and at most a page of it
+/// (about a megabyte) from disk, on the calling thread.
+pub fn handle(
+    svc: &Service,
+    caller: &Caller,
+    operation: &str,
+    body: &Value,
+    logs: Option<&SessionLogs>,
+) -> Result<Value> {
+    let account = svc.account();
+    let arn_prefix = format!("arn:aws:logs:{}:{}:log-group:", account.region, account.id);
+    match operation {
+        "DescribeLogGroups" => {
+            let prefix = opt_str(body, "logGroupNamePrefix")?.unwrap_or("");
+            let pattern = opt_str(body, "logGroupNamePattern")?;
+            if !prefix.is_empty() && pattern.is_some() {
+                return Err(invalid(
+                    "logGroupNamePrefix and logGroupNamePattern are mutually exclusive.",
+                ));
+            }
+            let limit = limit(body, MAX_STREAMS)?;
+            svc.authorize(
+                caller,
+                "logs:DescribeLogGroups",
+                &format!("{arn_prefix}:log-stream:"),
+                &[],
+                &[],
+            )?;
+            let shown = logs.is_some()
+                && limit > 0
+                && LOG_GROUP.starts_with(prefix)
+                && pattern.is_none_or(|p| LOG_GROUP.contains(p));
+            let groups: Vec<Value> = shown
+                .then(|| {
+                    json!({
+                        "logGroupName": LOG_GROUP,
+                        "creationTime": account.created * 1000,
+                        "metricFilterCount": 0,
+                        "arn": format!("{arn_prefix}{LOG_GROUP}:*"),
+                        "logGroupArn": format!("{arn_prefix}{LOG_GROUP}"),
+                        "storedBytes": 0,
+                        "logGroupClass": "STANDARD",
+                    })
+                })
+                .into_iter()
+                .collect();
+            Ok(json!({ "logGroups": groups }))
+        }
+        "DescribeLogStreams" => {
+            let group = log_group(body, &arn_prefix)?;
+            let prefix = opt_str(body, "logStreamNamePrefix")?;
+            let by_time = match opt_str(body, "orderBy")? {
+                None | Some("LogStreamName") => false,
+                Some("LastEventTime") => true,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "orderBy must be LogStreamName or LastEventTime, not {other}."
+                    )))
+                }
+            };
+            if by_time && prefix.is_some() {
+                return Err(invalid(
+                    "Cannot order by LastEventTime with a logStreamNamePrefix.",
+                ));
+            }
+            let descending = opt_bool(body, "descending")?.unwrap_or(false);
+            let limit = limit(body, MAX_STREAMS)?;
+            let from = match opt_str(body, "nextToken")? {
+                None => 0,
+                Some(token) => token
+                    .strip_prefix("s/")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| invalid("The specified nextToken is invalid."))?,
+            };
+            svc.authorize(
+                caller,
+                "logs:DescribeLogStreams",
+                &format!("{arn_prefix}{group}:log-stream:"),
+                &[],
+                &[],
+            )?;
+            let logs = existing_group(logs, group)?;
+            let mut streams = Vec::new();
+            for name in logs.sessions().map_err(io_error)? {
+                if prefix.is_some_and(|p| !name.starts_with(p)) {
+                    continue;
+                }
+                let events = logs.events(&name).map_err(io_error)?.unwrap_or_default();
+                streams.push((name, events));
+            }
+            if by_time {
+                streams.sort_by_key(|(name, events)| {
+                    (events.last().map_or(0, |e| e.timestamp), name.clone())
+                });
+            }
+            if descending {
+                streams.reverse();
+            }
+            let page: Vec<Value> = streams
+                .iter()
+                .skip(from)
+                .take(limit)
+                .map(|(name, events)| stream_json(&arn_prefix, group, name, events))
+                .collect();
+            let next = from + page.len();
+            let mut out = serde_json::Map::new();
+            out.insert("logStreams".into(), Value::Array(page));
+            if next < streams.len() {
+                out.insert("nextToken".into(), json!(format!("s/{next}")));
+            }
+            Ok(Value::Object(out))
+        }
+        "GetLogEvents" => {
+            let group = log_group(body, &arn_prefix)?;
+            let stream = req_str(body, "logStreamName")?;
+            let start_time = opt_i64(body, "startTime")?;
+            let end_time = opt_i64(body, "endTime")?;
+            let limit = limit(body, MAX_EVENTS)?;
+            let from_head = opt_bool(body, "startFromHead")?.unwrap_or(false);
+            let token = opt_str(body, "nextToken")?
+                .map(|t| Token::parse(t).ok_or_else(|| invalid("The specified nextToken is invalid.")))
+                .transpose()?;
+            svc.authorize(
+                caller,
+                "logs:GetLogEvents",
+                &format!("{arn_prefix}{group}:log-stream:{stream}"),
+                &[],
+                &[],
+            )?;
+            let logs = existing_group(logs, group)?;
+            let events = logs
+                .events(stream)
+                .map_err(io_error)?
+                .ok_or_else(|| not_found("The specified log stream does not exist."))?;
+            let events: Vec<Event> = events
+                .into_iter()
+                .filter(|e| start_time.is_none_or(|t| e.timestamp >= t))
+                .filter(|e| end_time.is_none_or(|t| e.timestamp < t))
+                .collect();
+            // A page is a range [first, last) of the (filtered) events.
+            let total = events.len();
+            let forward = match token {
+                Some(Token::Forward(at)) => Some(at.min(total)),
+                Some(Token::Backward(_)) => None,
+                None if from_head => Some(0),
+                None => None,
+            };
+            let (first, last) = match (forward, token) {
+                (Some(at), _) => {
+                    let last = page_end(&events, at, limit);
+                    (at, last)
+                }
+                (None, Some(Token::Backward(at))) => {
+                    let at = at.min(total);
+                    (page_start(&events, at, limit), at)
+                }
+                (None, _) => (page_start(&events, total, limit), total),
+            };
+            let page = events.get(first..last).unwrap_or_default();
+            let bytes = logs.read(stream, page).map_err(io_error)?;
+            let json_events: Vec<Value> = page
+                .iter()
+                .zip(bytes)
+                .map(|(e, bytes)| {
+                    json!({
+                        "timestamp": e.timestamp,
+                        "message": String::from_utf8_lossy(&bytes),
+                        "ingestionTime": e.ingestion_time,
+                    })
+                })
+                .collect();
+            Ok(json!({
+                "events": json_events,
+                "nextForwardToken": format!("f/{last:020}"),
+                "nextBackwardToken": format!("b/{first:020}"),
+            }))
+        }
+        _ => Err(Error::invalid(
+            "UnknownOperationException",
+            format!(
+                "`Logs_20140328.{operation}` is not served here (DescribeLogGroups, DescribeLogStreams, GetLogEvents)"
+            ),
+        )),
+    }
+}
+
+/// Where a GetLogEvents page starts or ends, as AWS's `f/...` and `b/...` tokens say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Forward(usize),
+    Backward(usize),
+}
+
+impl Token {
+    fn parse(token: &str) -> Option<Token> {
+        let (kind, at) = token.split_once('/')?;
+        let at = at.parse().ok()?;
+        match kind {
+            "f" => Some(Token::Forward(at)),
+            "b" => Some(Token::Backward(at)),
+            _ => None,
+        }
+    }
+}
+
+/// The end of a page that starts at `first`: up to `limit` events and about a megabyte.
+fn page_end(events: &[Event], first: usize, limit: usize) -> usize {
+    let mut bytes = 0;
+    let mut last = first;
+    for e in events.iter().skip(first).take(limit) {
+        bytes += e.end - e.start;
+        if bytes > MAX_PAGE_BYTES && last > first {
+            break;
+        }
+        last += 1;
+    }
+    last
+}
+
+/// The start of a page that ends at `last`.
+fn page_start(events: &[Event], last: usize, limit: usize) -> usize {
+    let mut bytes = 0;
+    let mut first = last;
+    for e in events.iter().take(last).rev().take(limit) {
+        bytes += e.end - e.start;
+        if bytes > MAX_PAGE_BYTES && first < last {
+            break;
+        }
+        first -= 1;
+    }
+    first
+}
+
+fn stream_json(arn_prefix: &str, group: &str, name: &str, events: &[Event]) -> Value {
+    let mut stream = serde_json::Map::new();
+    stream.insert("logStreamName".into(), json!(name));
+    stream.insert(
+        "creationTime".into(),
+        json!(events.first().map_or(0, |e| e.timestamp)),
+    );
+    stream.insert(
+        "arn".into(),
+        json!(format!("{arn_prefix}{group}:log-stream:{name}")),
+    );
+    stream.insert("storedBytes".into(), json!(0));
+    if let (Some(first), Some(last)) = (events.first(), events.last()) {
+        stream.insert("firstEventTimestamp".into(), json!(first.timestamp));
+        stream.insert("lastEventTimestamp".into(), json!(last.timestamp));
+        stream.insert("lastIngestionTime".into(), json!(last.ingestion_time));
+    }
+    Value::Object(stream)
+}
+
+/// The log group a request names, by `logGroupName` or `logGroupIdentifier` (a name or an
+/// ARN), exactly one of them.
+fn log_group<'a>(body: &'a Value, arn_prefix: &str) -> Result<&'a str> {
+    match (
+        opt_str(body, "logGroupName")?,
+        opt_str(body, "logGroupIdentifier")?,
+    ) {
+        (Some(name), None) => Ok(name),
+        (None, Some(id)) => {
+            let name = id.strip_prefix(arn_prefix).unwrap_or(id);
+            Ok(name.strip_suffix(":*").unwrap_or(name))
+        }
+        (Some(_), Some(_)) => Err(invalid(
+            "LogGroupName and LogGroupIdentifier are mutually exclusive parameters.",
+        )),
+        (None, None) => Err(invalid(
+            "Either LogGroupName or LogGroupIdentifier must be specified.",
+        )),
+    }
+}
+
+fn existing_group<'a>(logs: Option<&'a SessionLogs>, group: &str) -> Result<&'a SessionLogs> {
+    logs.filter(|_| group == LOG_GROUP)
+        .ok_or_else(|| not_found("The specified log group does not exist."))
+}
+
+fn limit(body: &Value, max: usize) -> Result<usize> {
+    match body.get("limit") {
+        None | Some(Value::Null) => Ok(max),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "1 validation error detected: Value '{v}' at 'limit' failed to satisfy constraint: Member must have value between 1 and {max}"
+                ))
+            }),
+    }
+}
+
+fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(serialization(field, "a string")),
+    }
+}
+
+fn req_str<'a>(body: &'a Value, field: &str) -> Result<&'a str> {
+    opt_str(body, field)?.ok_or_else(|| {
+        invalid(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+fn opt_bool(body: &Value, field: &str) -> Result<Option<bool>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(serialization(field, "true or false")),
+    }
+}
+
+fn opt_i64(body: &Value, field: &str) -> Result<Option<i64>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| serialization(field, "milliseconds since the epoch")),
+    }
+}
+
+fn serialization(field: &str, want: &str) -> Error {
+    Error::invalid(
+        "SerializationException",
+        format!("`{field}` must be {want}"),
+    )
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::invalid("InvalidParameterException", message)
+}
+
+fn not_found(message: &str) -> Error {
+    Error::new(400, "ResourceNotFoundException", message)
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    tracing::error!(error = %e, "reading session logs");
+    Error::internal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(sizes: &[u64]) -> Vec<Event> {
+        let mut start = 0;
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| {
+                let e = Event {
+                    start,
+                    end: start + size,
+                    timestamp: i as i64,
+                    ingestion_time: i as i64,
+                };
+                start += size;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tokens_read_as_written() {
+        assert_eq!(
+            Token::parse("f/00000000000000000007"),
+            Some(Token::Forward(7))
+        );
+        assert_eq!(Token::parse("b/3"), Some(Token::Backward(3)));
+        for bad in ["", "f/", "x/1", "f/-1", "f1", "b/1/2"] {
+            assert_eq!(Token::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pages_hold_the_limit_and_about_a_megabyte_but_never_nothing() {
+        let small = events(&[10; 10]);
+        assert_eq!(page_end(&small, 0, 4), 4);
+        assert_eq!(page_end(&small, 8, 4), 10);
+        assert_eq!(page_start(&small, 10, 4), 6);
+        assert_eq!(page_start(&small, 2, 4), 0);
+        let big = events(&[MAX_PAGE_BYTES / 2 + 1; 5]);
+        assert_eq!(page_end(&big, 0, 100), 1);
+        assert_eq!(page_start(&big, 5, 100), 4);
+        let huge = events(&[MAX_PAGE_BYTES * 3]);
+        assert_eq!(
+            page_end(&huge, 0, 100),
+            1,
+            "one event over the size still comes"
+        );
+        assert_eq!(page_start(&huge, 1, 100), 0);
+    }
+
+    #[test]
+    fn the_group_by_name_or_arn_and_not_both() {
+        let prefix = "arn:aws:logs:r:1:log-group:";
+        let name = |body: Value| log_group(&body, prefix).map(str::to_owned);
+        assert_eq!(name(json!({"logGroupName": LOG_GROUP})).unwrap(), LOG_GROUP);
+        assert_eq!(
+            name(json!({"logGroupIdentifier": format!("{prefix}{LOG_GROUP}:*")})).unwrap(),
+            LOG_GROUP
+        );
+        assert_eq!(
+            name(json!({"logGroupIdentifier": LOG_GROUP})).unwrap(),
+            LOG_GROUP
+        );
+        let both = name(json!({"logGroupName": "a", "logGroupIdentifier": "a"})).unwrap_err();
+        assert_eq!(both.code, "InvalidParameterException");
+        assert_eq!(
+            name(json!({})).unwrap_err().code,
+            "InvalidParameterException"
+        );
+    }
+}
