@@ -144,7 +144,7 @@ async function sessionsPage(main) {
       body.replaceChildren(el("div", { class: "empty" }, state === "Active" ? "No active sessions." : "No ended sessions."));
       return;
     }
-    const heads = ["Session ID", "Owner", "Node", "Started", "Ended", "Status", "Reason"];
+    const heads = ["Session ID", "Owner", "Node", "Started", "Ended", "Status", "Reason", "Log"];
     if (state === "Active") heads.push("");
     body.replaceChildren(el("table", { id: "sessions" },
       el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))),
@@ -156,6 +156,9 @@ async function sessionsPage(main) {
         el("td", {}, when(s.EndDate)),
         el("td", { class: "status-" + s.Status }, s.Status),
         el("td", {}, s.Reason || ""),
+        el("td", {}, el("a", {
+          href: "/console/session-log?id=" + encodeURIComponent(s.SessionId), "aria-label": "Log of " + s.SessionId,
+        }, "Log")),
         state === "Active" ? el("td", {}, el("button", {
           type: "button", class: "danger", "aria-label": "Terminate " + s.SessionId,
           onclick: (ev) => terminate(s.SessionId, ev.currentTarget),
@@ -175,6 +178,43 @@ async function sessionsPage(main) {
   await load();
 }
 
+// What a terminal showed, as plain text: escape sequences (colours, cursor moves, titles)
+// dropped, backspaces applied, line ends made "\n".
+function terminalText(raw) {
+  const text = raw
+    .replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)/g, "")
+    .replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, "")
+    .replace(/\x1b[@-Z\\-_]/g, "")
+    .replace(/\r+\n/g, "\n")
+    .replace(/\r/g, "");
+  const out = [];
+  for (const ch of text) {
+    if (ch === "\b") out.pop();
+    else out.push(ch);
+  }
+  return out.join("");
+}
+
+async function sessionLogPage(main) {
+  const id = new URLSearchParams(location.search).get("id") || "";
+  document.title = "Log of " + id + " · Portcullis";
+  const body = el("div", {});
+  main.replaceChildren(
+    el("h1", {}, "Session log"),
+    el("p", {}, el("code", {}, id), " · ", el("a", { href: "/console/sessions?state=History" }, "Sessions")),
+    body);
+  const { ok, data } = await api("/console/api/sessions/" + encodeURIComponent(id) + "/log");
+  if (!ok) {
+    body.replaceChildren(refusal(data, "Reading the log of " + id + " was refused"));
+    return;
+  }
+  const text = terminalText(data.Output);
+  body.replaceChildren(el("div", {},
+    text ? el("pre", { id: "session-log", class: "log" }, text) : el("div", { class: "empty" }, "Nothing was shown."),
+    data.Complete ? null : el("div", { class: "notice", role: "status" },
+      "The first 4 MiB are shown; aws logs get-log-events or portcullis audit session-log read the rest.")));
+}
+
 async function route() {
   const main = document.getElementById("main");
   for (const a of document.querySelectorAll(".bar nav a")) {
@@ -188,6 +228,7 @@ async function route() {
     "/console/user": [null, userPage],
     "/console/policy": [null, policyPage],
     "/console/activations": ["Activations", activationsPage],
+    "/console/session-log": [null, sessionLogPage],
   };
   const [title, page] = pages[location.pathname] || ["Nodes", nodesPage];
   if (title) document.title = title + " · Portcullis";

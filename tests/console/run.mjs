@@ -620,6 +620,24 @@ for (const pattern of Object.keys(SEED_POLICIES)) {
       await waitForLine(page, new RegExp(`^Exiting session with sessionId: ${id}\\.$`));
       await until("the session to be Terminated", async () => (await sessionRow(world.admin, id)).Status === "Terminated");
       if (pattern === "pattern-3-abac") await shot(page, "terminal-ended");
+
+      // The session's log (CloudWatch Logs' GetLogEvents, as TestUserA: ReadOnlyAccess
+      // allows logs:Get*): from the History tab, the typed command and its output, as text.
+      await page.goto("/console/sessions?state=History");
+      await ready(page);
+      await page.click(`a[aria-label="Log of ${id}"]`);
+      await page.waitForURL(`**/console/session-log?id=${id}`);
+      await ready(page);
+      await until("the session's log", async () => {
+        await page.reload();
+        await ready(page);
+        return ((await page.textContent("#session-log").catch(() => "")) || "").includes(`ok-${n + 1}`);
+      });
+      const log = await page.textContent("#session-log");
+      assert.ok(log.includes(`echo ok-$((${n} + 1))`), log);
+      assert.ok(!log.includes("\x1b"), "escape sequences are not shown");
+      assert.ok(!(await page.textContent("#main")).includes("null"), "nothing but the log");
+      if (pattern === "pattern-3-abac") await shot(page, "session-log");
     } finally {
       await usePolicy(world.admin, "pattern-3-abac");
     }
@@ -1013,7 +1031,7 @@ test("TestUserA (ReadOnlyAccess) sees no edit controls, and every admin endpoint
   assert.equal(r, 403);
 });
 
-test("NoPerms sees no administration pages; reads and access analysis are refused with AWS's message", async ({ page }) => {
+test("NoPerms sees no administration pages; reads and access analysis are refused with AWS's message", async ({ page, world }) => {
   await signInWithPassword(page, "NoPerms", PASSWORD);
   assert.ok(!(await page.isVisible("#nav-users")));
   assert.ok(!(await page.isVisible("#nav-activations")));
@@ -1025,6 +1043,7 @@ test("NoPerms sees no administration pages; reads and access analysis are refuse
     ["/console/api/activations", "AccessDeniedException", "ssm:DescribeActivations"],
     [`/console/api/nodes/${TEST_NODE}/who-can`, "AccessDeniedException", "ssm:DescribeInstanceInformation"],
     ["/console/api/users/TestUserA/what-can", "AccessDeniedException", "ssm:DescribeInstanceInformation"],
+    [`/console/api/sessions/${world.otherSession}/log`, "AccessDeniedException", "logs:GetLogEvents"],
   ]) {
     const r = await consoleCall(page, "GET", url);
     assert.equal(r.body.code, code, url + " " + JSON.stringify(r.body));

@@ -209,6 +209,11 @@ def test_session_logs_through_the_cloudwatch_logs_api(server, admin, fleet, tmp_
     keys_a, own = sessions["TestUserA"]
     _, other = sessions["TestUserB"]
     logs_a = server.client("logs", keys_a)
+    # ReadOnlyAccess reads every session's log, as on AWS (it allows logs:Get*)...
+    assert "said-by-TestUserB-42" in "".join(e["message"] for e in logs_a.get_log_events(
+        logGroupName=LOG_GROUP, logStreamName=other, startFromHead=True)["events"])
+    # ...so without it, the policy on the log-stream ARN is what decides.
+    admin["iam"].detach_user_policy(UserName="TestUserA", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
     text = "".join(e["message"] for e in logs_a.get_log_events(
         logGroupName=LOG_GROUP, logStreamName=own, startFromHead=True)["events"])
     assert "said-by-TestUserA" in text and "said-by-TestUserB" not in text

@@ -13,7 +13,7 @@ pub const AWS_MANAGED_POLICIES: &[(&str, &str, &str)] = &[
     (
         "ReadOnlyAccess",
         "Provides read-only access to AWS services and resources.",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadOnly","Effect":"Allow","Action":["ec2:Describe*","ec2:Get*","iam:Get*","iam:List*","iam:Generate*","iam:Simulate*","ssm:Describe*","ssm:Get*","ssm:List*","sts:Get*"],"Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadOnly","Effect":"Allow","Action":["ec2:Describe*","ec2:Get*","iam:Get*","iam:List*","iam:Generate*","iam:Simulate*","logs:Describe*","logs:FilterLogEvents","logs:Get*","ssm:Describe*","ssm:Get*","ssm:List*","sts:Get*"],"Resource":"*"}]}"#,
     ),
     (
         "AmazonSSMFullAccess",

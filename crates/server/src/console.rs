@@ -79,6 +79,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/user", get(app_page))
         .route("/console/policy", get(app_page))
         .route("/console/activations", get(app_page))
+        .route("/console/session-log", get(app_page))
         .route("/console/terminal", get(terminal_page))
         .route(
             "/console/assets/console.css",
@@ -112,6 +113,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/api/sessions", get(sessions).post(start_session))
         .route("/console/api/sessions/{id}/terminate", post(terminate))
         .route("/console/api/sessions/{id}/resume", post(resume_session))
+        .route("/console/api/sessions/{id}/log", get(session_log))
         .merge(crate::console_admin::routes())
 }
 
@@ -750,6 +752,64 @@ async fn terminate(
         .await?;
     r.state.hub.terminate_session(&session.target, &session.id);
     Ok(json_reply(StatusCode::OK, json!({"SessionId": session.id})))
+}
+
+/// How much of a session's log the console shows at once (its start).
+const CONSOLE_LOG_BYTES: usize = 4 * 1024 * 1024;
+
+/// `GET /console/api/sessions/{id}/log`: what the session's terminal showed, read page by
+/// page with CloudWatch Logs' `GetLogEvents` as the signed-in principal (so the IAM policy
+/// on the log stream decides), up to [`CONSOLE_LOG_BYTES`].
+async fn session_log(SignedIn(r): SignedIn, Path(id): Path<String>) -> Result<Response, Fail> {
+    let c = r.caller();
+    let mut output = String::new();
+    let mut token: Option<String> = None;
+    let complete = loop {
+        let mut request = json!({
+            "logGroupName": crate::logs_api::LOG_GROUP,
+            "logStreamName": id,
+            "startFromHead": true,
+        });
+        if let (Some(t), Some(obj)) = (&token, request.as_object_mut()) {
+            obj.insert("nextToken".into(), json!(t));
+        }
+        let page = crate::logs_api::handle(
+            &r.state.service,
+            &c,
+            "GetLogEvents",
+            &request,
+            r.state.session_logs.as_ref(),
+        );
+        let page = r.done(&c, "GetLogEvents", page).await?;
+        let events = page
+            .get("events")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for event in &events {
+            output.push_str(
+                event
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            );
+        }
+        let next = page
+            .get("nextForwardToken")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if events.is_empty() || next.is_none() || next == token {
+            break true;
+        }
+        if output.len() >= CONSOLE_LOG_BYTES {
+            break false;
+        }
+        token = next;
+    };
+    Ok(json_reply(
+        StatusCode::OK,
+        json!({"SessionId": id, "Output": output, "Complete": complete}),
+    ))
 }
 
 /// The reply to a started or resumed session: what `StartSession` returns on the AWS API,
