@@ -206,6 +206,19 @@ def test_session_logs_through_the_cloudwatch_logs_api(server, admin, fleet, tmp_
     rest = root_logs.describe_log_streams(logGroupName=LOG_GROUP, nextToken=first["nextToken"])
     assert len(rest["logStreams"]) == 1 and "nextToken" not in rest
 
+    # Across sessions: a filter pattern, through boto3 and the AWS CLI.
+    hits = root_logs.filter_log_events(logGroupName=LOG_GROUP, filterPattern='"said-by-" -TestUserA')
+    assert {e["logStreamName"] for e in hits["events"]} == {sessions["TestUserB"][1]}, hits
+    assert "said-by-TestUserB-42" in "".join(e["message"] for e in hits["events"])
+    admin_env = {**profile_env(server, tmp_path, server.admin_keys(), name="admin"),
+                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    found = subprocess.run(["aws", "logs", "filter-log-events", "--log-group-name", LOG_GROUP,
+                            "--filter-pattern", "said-by", "--output", "json"],
+                           capture_output=True, text=True, env=admin_env, timeout=60)
+    assert found.returncode == 0, found.stderr
+    text = "".join(e["message"] for e in json.loads(found.stdout)["events"])
+    assert "said-by-TestUserA-42" in text and "said-by-TestUserB-42" in text, text
+
     keys_a, own = sessions["TestUserA"]
     _, other = sessions["TestUserB"]
     logs_a = server.client("logs", keys_a)

@@ -1,7 +1,8 @@
 //! Session logs through CloudWatch Logs' API (JSON 1.1, `X-Amz-Target: Logs_20140328.*`,
 //! SigV4 service `logs`), as Session Manager streams them to CloudWatch: one log group,
 //! [`LOG_GROUP`], with a log stream per session named by its session id. So the stock
-//! `aws logs describe-log-streams` and `aws logs get-log-events` read them, and IAM
+//! `aws logs describe-log-streams`, `aws logs get-log-events` and `aws logs
+//! filter-log-events` (every session's output, with a filter pattern) read them, and IAM
 //! policies decide who may, down to the stream:
 //! `arn:aws:logs:REGION:ACCOUNT:log-group:/portcullis/sessions:log-stream:${aws:username}-*`
 //! lets users read only their own sessions.
@@ -9,7 +10,8 @@
 //! Authorization follows the Service Authorization Reference: `GetLogEvents` on the
 //! log-stream ARN; `DescribeLogStreams` on the log group, which AWS evaluates as
 //! `...:log-group:NAME:log-stream:` (so `log-group:NAME:*` matches it, the exact
-//! `log-group:NAME` does not, as on AWS); `DescribeLogGroups` on `...:log-group::log-stream:`.
+//! `log-group:NAME` does not, as on AWS), and `FilterLogEvents` likewise;
+//! `DescribeLogGroups` on `...:log-group::log-stream:`.
 //! Each is authorized before anything is looked up.
 
 use portcullis_core::{Caller, Error, Result, Service};
@@ -138,6 +140,85 @@ pub fn handle(
             }
             Ok(Value::Object(out))
         }
+        "FilterLogEvents" => {
+            let group = log_group(body, &arn_prefix)?;
+            let names = opt_str_list(body, "logStreamNames")?;
+            let prefix = opt_str(body, "logStreamNamePrefix")?;
+            if names.is_some() && prefix.is_some() {
+                return Err(invalid(
+                    "logStreamNames and logStreamNamePrefix are mutually exclusive.",
+                ));
+            }
+            let start_time = opt_i64(body, "startTime")?;
+            let end_time = opt_i64(body, "endTime")?;
+            let limit = limit(body, MAX_EVENTS)?;
+            let pattern = FilterPattern::parse(opt_str(body, "filterPattern")?.unwrap_or(""))?;
+            let from = match opt_str(body, "nextToken")? {
+                None => 0,
+                Some(token) => token
+                    .strip_prefix("o/")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| invalid("The specified nextToken is invalid."))?,
+            };
+            svc.authorize(
+                caller,
+                "logs:FilterLogEvents",
+                &format!("{arn_prefix}{group}:log-stream:"),
+                &[],
+                &[],
+            )?;
+            let logs = existing_group(logs, group)?;
+            // Every matching event of the chosen streams, oldest first; a token is a
+            // position in that order (events only ever join at its end).
+            let mut found = Vec::new();
+            for name in logs.sessions().map_err(io_error)? {
+                let chosen = match (&names, prefix) {
+                    (Some(names), _) => names.contains(&name.as_str()),
+                    (None, Some(p)) => name.starts_with(p),
+                    (None, None) => true,
+                };
+                if !chosen {
+                    continue;
+                }
+                let events = logs.events(&name).map_err(io_error)?.unwrap_or_default();
+                let bytes = logs.read(&name, &events).map_err(io_error)?;
+                for (index, (event, bytes)) in events.into_iter().zip(bytes).enumerate() {
+                    let in_time = start_time.is_none_or(|t| event.timestamp >= t)
+                        && end_time.is_none_or(|t| event.timestamp < t);
+                    let message = String::from_utf8_lossy(&bytes).into_owned();
+                    if in_time && pattern.matches(&message) {
+                        found.push((event, name.clone(), index, message));
+                    }
+                }
+            }
+            found.sort_by(|a, b| (a.0.timestamp, &a.1, a.2).cmp(&(b.0.timestamp, &b.1, b.2)));
+            let last = page_end(
+                &found.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+                from.min(found.len()),
+                limit,
+            );
+            let page: Vec<Value> = found
+                .get(from.min(found.len())..last)
+                .unwrap_or_default()
+                .iter()
+                .map(|(event, stream, index, message)| {
+                    json!({
+                        "logStreamName": stream,
+                        "timestamp": event.timestamp,
+                        "message": message,
+                        "ingestionTime": event.ingestion_time,
+                        "eventId": format!("{stream}/{index}"),
+                    })
+                })
+                .collect();
+            let mut out = serde_json::Map::new();
+            out.insert("events".into(), Value::Array(page));
+            out.insert("searchedLogStreams".into(), json!([]));
+            if last < found.len() {
+                out.insert("nextToken".into(), json!(format!("o/{last}")));
+            }
+            Ok(Value::Object(out))
+        }
         "GetLogEvents" => {
             let group = log_group(body, &arn_prefix)?;
             let stream = req_str(body, "logStreamName")?;
@@ -206,9 +287,74 @@ pub fn handle(
         _ => Err(Error::invalid(
             "UnknownOperationException",
             format!(
-                "`Logs_20140328.{operation}` is not served here (DescribeLogGroups, DescribeLogStreams, GetLogEvents)"
+                "`Logs_20140328.{operation}` is not served here (DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents)"
             ),
         )),
+    }
+}
+
+/// CloudWatch Logs' filter pattern for unstructured text, the part of it that fits
+/// terminal output: terms and "quoted phrases" that must all appear, `-term` that must not,
+/// and `?term` of which one must (case-sensitive, as AWS matches). JSON (`{ $.x = ... }`)
+/// and space-delimited (`[a, b]`) patterns are refused: session output is neither.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct FilterPattern {
+    all: Vec<String>,
+    none: Vec<String>,
+    any: Vec<String>,
+}
+
+impl FilterPattern {
+    fn parse(pattern: &str) -> Result<FilterPattern> {
+        let pattern = pattern.trim();
+        if pattern.starts_with('{') || pattern.starts_with('[') {
+            return Err(invalid(
+                "Only term filter patterns (words, \"phrases\", -exclusions, ?alternatives) are supported for session logs.",
+            ));
+        }
+        let mut out = FilterPattern::default();
+        let mut rest = pattern;
+        loop {
+            rest = rest.trim_start();
+            let Some(first) = rest.chars().next() else {
+                break;
+            };
+            let (kind, body) = match first {
+                '-' | '?' => (Some(first), rest.get(1..).unwrap_or_default()),
+                _ => (None, rest),
+            };
+            let (term, after) = if let Some(quoted) = body.strip_prefix('"') {
+                let end = quoted
+                    .find('"')
+                    .ok_or_else(|| invalid("The filter pattern has an unclosed quote."))?;
+                (
+                    quoted.get(..end).unwrap_or_default(),
+                    quoted.get(end + 1..).unwrap_or_default(),
+                )
+            } else {
+                let end = body.find(char::is_whitespace).unwrap_or(body.len());
+                (
+                    body.get(..end).unwrap_or_default(),
+                    body.get(end..).unwrap_or_default(),
+                )
+            };
+            if !term.is_empty() {
+                let list = match kind {
+                    Some('-') => &mut out.none,
+                    Some(_) => &mut out.any,
+                    None => &mut out.all,
+                };
+                list.push(term.to_owned());
+            }
+            rest = after;
+        }
+        Ok(out)
+    }
+
+    fn matches(&self, message: &str) -> bool {
+        self.all.iter().all(|t| message.contains(t.as_str()))
+            && !self.none.iter().any(|t| message.contains(t.as_str()))
+            && (self.any.is_empty() || self.any.iter().any(|t| message.contains(t.as_str())))
     }
 }
 
@@ -328,6 +474,21 @@ fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>> {
     }
 }
 
+fn opt_str_list<'a>(body: &'a Value, field: &str) -> Result<Option<Vec<&'a str>>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| serialization(field, "a list of strings"))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(serialization(field, "a list of strings")),
+    }
+}
+
 fn req_str<'a>(body: &'a Value, field: &str) -> Result<&'a str> {
     opt_str(body, field)?.ok_or_else(|| {
         invalid(format!(
@@ -395,6 +556,27 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    #[test]
+    fn filter_patterns_match_terms_phrases_exclusions_and_alternatives() {
+        let p = |s: &str| FilterPattern::parse(s).unwrap();
+        assert!(p("").matches("anything"));
+        assert!(p("sudo rm").matches("$ sudo rm -rf /tmp/x"));
+        assert!(!p("sudo rm").matches("$ sudo ls"));
+        assert!(p("\"rm -rf\"").matches("rm -rf /"));
+        assert!(!p("\"rm -rf\"").matches("rm -r -f /"));
+        assert!(!p("sudo -ls").matches("sudo ls"));
+        assert!(p("?passwd ?shadow").matches("cat /etc/shadow"));
+        assert!(!p("?passwd ?shadow").matches("cat /etc/hosts"));
+        assert!(!p("Sudo").matches("sudo"), "case-sensitive, as AWS");
+        for bad in ["{ $.user = \"a\" }", "[ip, user]", "\"open"] {
+            assert_eq!(
+                FilterPattern::parse(bad).unwrap_err().code,
+                "InvalidParameterException",
+                "{bad}"
+            );
+        }
     }
 
     #[test]
