@@ -44,7 +44,7 @@ pub struct Args {
     /// Project=test, ReadOnlyAccess, an access key in profile `testusera`) and its three
     /// Session Manager policies, with the ABAC one attached. Implies account 123456789012 in
     /// ap-northeast-1 unless given.
-    #[arg(long, env = "PORTCULLIS_SEED")]
+    #[arg(long, env = "PORTCULLIS_SEED", value_parser = clap::builder::BoolishValueParser::new())]
     seed: bool,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(
@@ -95,7 +95,11 @@ pub struct Args {
     /// Do not write session logs. By default the server writes what each session's terminal
     /// showed to `<data-dir>/session-logs/<session-id>.log` (mode 0600); `portcullis audit
     /// session-log ID` prints one.
-    #[arg(long, env = "PORTCULLIS_NO_SESSION_LOGS")]
+    #[arg(
+        long,
+        env = "PORTCULLIS_NO_SESSION_LOGS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     no_session_logs: bool,
 }
 

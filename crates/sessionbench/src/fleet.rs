@@ -28,7 +28,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
-use crate::{find, open, Term};
+use crate::{find, open, Seen, Term};
 
 /// The seed's node (tag Project=test), where TestUserA may open shells.
 pub const NODE: &str = "i-0885b2e35926f1fb3";
@@ -97,6 +97,8 @@ pub struct World {
     server: Process,
     agent: Process,
     pub api: Arc<SsmClient>,
+    /// The server's data directory.
+    data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -112,13 +114,15 @@ impl World {
             server,
             agent,
             api,
+            data,
             _dir: dir,
         })
     }
 
     /// Opens a session and `exit`s it as soon as the agent's control channel is up.
     pub async fn wait_online(&self) -> anyhow::Result<()> {
-        close(wait_for_agent(&self.api, u64::from(u32::MAX)).await?).await
+        close(wait_for_agent(&self.api, u64::from(u32::MAX)).await?).await?;
+        Ok(())
     }
 
     pub async fn stop(self) {
@@ -468,10 +472,13 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
     eprintln!("exiting {} sessions", shells.len());
     let ids: Vec<String> = shells.iter().map(|s| s.id.clone()).collect();
     let exiting = Instant::now();
-    lost += close_all(shells).await;
+    let (lost_at_exit, closed) = close_all(shells).await;
+    lost += lost_at_exit;
     let terminated = terminated_count(&api, &ids).await?;
     let exit_secs = exiting.elapsed().as_secs_f64();
     let (server_end, agent_end) = (server.usage()?, agent.usage()?);
+    let logged = logs_matching(&world.data, &closed).await;
+    let logged_mib = closed.iter().map(|(_, s)| s.len).sum::<u64>() as f64 / 1048576.0;
 
     // More cycles in the same processes: open all, idle, exit all; RSS after each.
     let mut cycles = Vec::new();
@@ -483,7 +490,7 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
         let shells = open_all(&api, opts.sessions).await?;
         tokio::time::sleep(Duration::from_secs(5)).await;
         let idle = (server.usage()?, agent.usage()?);
-        lost += close_all(shells).await;
+        lost += close_all(shells).await.0;
         tokio::time::sleep(Duration::from_secs(2)).await;
         cycles.push((cycle, idle, (server.usage()?, agent.usage()?)));
     }
@@ -543,6 +550,10 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
         "| Terminated in History after `exit` | {terminated} of {} |",
         opts.sessions
     );
+    println!(
+        "| server session logs equal to what each client received (FNV-1a) | {logged} of {} ({logged_mib:.1} MiB) |",
+        closed.len()
+    );
     for (cycle, idle, end) in &cycles {
         println!(
             "| cycle {cycle}: server RSS all idle / after exit; agent RSS all idle / after exit | {:.1} / {:.1}; {:.1} / {:.1} MiB |",
@@ -552,7 +563,7 @@ pub async fn run(opts: FleetOptions) -> anyhow::Result<()> {
             mib(end.1.rss_kib)
         );
     }
-    if failures > 0 || lost > 0 || terminated != opts.sessions {
+    if failures > 0 || lost > 0 || terminated != opts.sessions || logged != closed.len() {
         bail!("the fleet run failed");
     }
     Ok(())
@@ -599,19 +610,20 @@ async fn open_all(api: &Arc<SsmClient>, n: usize) -> anyhow::Result<Vec<Shell>> 
     Ok(shells)
 }
 
-/// `exit` in every shell; how many did not end.
-async fn close_all(shells: Vec<Shell>) -> usize {
+/// `exit` in every shell: how many did not end, and what the others received.
+async fn close_all(shells: Vec<Shell>) -> (usize, Vec<(String, Seen)>) {
     let mut closing = Vec::new();
     for shell in shells {
         closing.push(tokio::spawn(close(shell)));
     }
-    let mut lost = 0;
+    let (mut lost, mut closed) = (0, Vec::new());
     for task in closing {
-        if !matches!(task.await, Ok(Ok(()))) {
-            lost += 1;
+        match task.await {
+            Ok(Ok(seen)) => closed.push(seen),
+            _ => lost += 1,
         }
     }
-    lost
+    (lost, closed)
 }
 
 /// Opens a session as soon as the agent's control channel is up.
@@ -628,13 +640,35 @@ async fn wait_for_agent(api: &SsmClient, index: u64) -> anyhow::Result<Shell> {
     }
 }
 
-async fn close(mut shell: Shell) -> anyhow::Result<()> {
+/// `exit`, then everything until the output ends: the session's id and what its client
+/// received in all.
+async fn close(mut shell: Shell) -> anyhow::Result<(String, Seen)> {
     shell.term.send(b"exit\n").await?;
     tokio::time::timeout(ROUND_TIMEOUT, async {
-        while shell.term.output.recv().await.is_some() {}
+        while let Some(chunk) = shell.term.output.recv().await {
+            shell.term.seen.add(&chunk);
+        }
     })
     .await
-    .context("the session did not end after exit")
+    .context("the session did not end after exit")?;
+    Ok((shell.id, shell.term.seen))
+}
+
+/// How many of `sessions` have a server log equal to what their client received (polled:
+/// the server writes a session's log up to 50 ms after its output).
+async fn logs_matching(data: &Path, sessions: &[(String, Seen)]) -> usize {
+    let mut matching = 0;
+    for (id, seen) in sessions {
+        let path = data.join("session-logs").join(format!("{id}.log"));
+        for _ in 0..50 {
+            if Seen::of(&std::fs::read(&path).unwrap_or_default()) == *seen {
+                matching += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    matching
 }
 
 /// How many of `ids` are Terminated in History (polled: the status is written as each

@@ -104,6 +104,40 @@ struct Term {
     output: mpsc::UnboundedReceiver<Vec<u8>>,
     /// Output read but not yet consumed by a `wait_*`.
     pending: Vec<u8>,
+    /// Everything received so far, as a checksum.
+    seen: Seen,
+}
+
+/// FNV-1a over a byte stream, and its length: what a session's client received, to compare
+/// with the server's log of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    hash: u64,
+    len: u64,
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen {
+            hash: 0xcbf2_9ce4_8422_2325,
+            len: 0,
+        }
+    }
+}
+
+impl Seen {
+    fn add(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.hash = (self.hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.len += bytes.len() as u64;
+    }
+
+    fn of(bytes: &[u8]) -> Seen {
+        let mut seen = Seen::default();
+        seen.add(bytes);
+        seen
+    }
 }
 
 impl Term {
@@ -121,6 +155,7 @@ impl Term {
     async fn chunk(&mut self) -> anyhow::Result<Vec<u8>> {
         match tokio::time::timeout(WAIT, self.output.recv()).await {
             Ok(Some(chunk)) => {
+                self.seen.add(&chunk);
                 if std::env::var_os("SESSIONBENCH_DEBUG").is_some() {
                     eprintln!("{:?}", String::from_utf8_lossy(&chunk));
                 }
@@ -229,6 +264,7 @@ fn open(api: &SsmClient, grant: StreamGrant) -> Term {
         input: TermInput::Channel(to_channel),
         output,
         pending: Vec::new(),
+        seen: Seen::default(),
     }
 }
 
@@ -439,6 +475,7 @@ impl Sshd {
                 input: TermInput::Bytes(input),
                 output,
                 pending: Vec::new(),
+                seen: Seen::default(),
             },
             child,
         ))
