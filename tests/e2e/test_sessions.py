@@ -210,6 +210,19 @@ def test_session_logs_through_the_cloudwatch_logs_api(server, admin, fleet, tmp_
     hits = root_logs.filter_log_events(logGroupName=LOG_GROUP, filterPattern='"said-by-" -TestUserA')
     assert {e["logStreamName"] for e in hits["events"]} == {sessions["TestUserB"][1]}, hits
     assert "said-by-TestUserB-42" in "".join(e["message"] for e in hits["events"])
+    # One event a page, token after token: the same events, in time order, each once.
+    everything = root_logs.filter_log_events(logGroupName=LOG_GROUP)["events"]
+    paged, token = [], None
+    while True:
+        page = root_logs.filter_log_events(logGroupName=LOG_GROUP, limit=1,
+                                           **({"nextToken": token} if token else {}))
+        paged += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert [e["eventId"] for e in paged] == [e["eventId"] for e in everything]
+    assert len({e["eventId"] for e in paged}) == len(paged) > 2
+    assert [e["timestamp"] for e in paged] == sorted(e["timestamp"] for e in paged)
     admin_env = {**profile_env(server, tmp_path, server.admin_keys(), name="admin"),
                  "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     found = subprocess.run(["aws", "logs", "filter-log-events", "--log-group-name", LOG_GROUP,

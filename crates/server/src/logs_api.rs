@@ -25,6 +25,9 @@ pub const LOG_GROUP: &str = "/portcullis/sessions";
 /// events, 1 MB).
 const MAX_EVENTS: usize = 10_000;
 const MAX_PAGE_BYTES: u64 = 1024 * 1024;
+/// How many bytes of log one FilterLogEvents call reads at most; the rest is for the
+/// next call (AWS also returns partial, even empty, pages with a token).
+const SCAN_BYTES: u64 = 32 * 1024 * 1024;
 /// DescribeLogStreams' and DescribeLogGroups' largest page (AWS: 50).
 const MAX_STREAMS: usize = 50;
 
@@ -168,9 +171,12 @@ pub fn handle(
                 &[],
             )?;
             let logs = existing_group(logs, group)?;
-            // Every matching event of the chosen streams, oldest first; a token is a
-            // position in that order (events only ever join at its end).
-            let mut found = Vec::new();
+            // Every event of the chosen streams in the time range, oldest first (only the
+            // index: a few dozen bytes each); a token is a position in that order (events
+            // only ever join at its end). Then their bytes are read one by one from the
+            // token on, until the page is full or a call has read SCAN_BYTES: a pattern
+            // that matches little costs a few calls, never the server's memory.
+            let mut candidates = Vec::new();
             for name in logs.sessions().map_err(io_error)? {
                 let chosen = match (&names, prefix) {
                     (Some(names), _) => names.contains(&name.as_str()),
@@ -181,41 +187,46 @@ pub fn handle(
                     continue;
                 }
                 let events = logs.events(&name).map_err(io_error)?.unwrap_or_default();
-                let bytes = logs.read(&name, &events).map_err(io_error)?;
-                for (index, (event, bytes)) in events.into_iter().zip(bytes).enumerate() {
-                    let in_time = start_time.is_none_or(|t| event.timestamp >= t)
-                        && end_time.is_none_or(|t| event.timestamp < t);
-                    let message = String::from_utf8_lossy(&bytes).into_owned();
-                    if in_time && pattern.matches(&message) {
-                        found.push((event, name.clone(), index, message));
+                let name = std::sync::Arc::new(name);
+                for (index, event) in events.into_iter().enumerate() {
+                    if start_time.is_none_or(|t| event.timestamp >= t)
+                        && end_time.is_none_or(|t| event.timestamp < t)
+                    {
+                        candidates.push((event, std::sync::Arc::clone(&name), index));
                     }
                 }
             }
-            found.sort_by(|a, b| (a.0.timestamp, &a.1, a.2).cmp(&(b.0.timestamp, &b.1, b.2)));
-            let last = page_end(
-                &found.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
-                from.min(found.len()),
-                limit,
-            );
-            let page: Vec<Value> = found
-                .get(from.min(found.len())..last)
-                .unwrap_or_default()
-                .iter()
-                .map(|(event, stream, index, message)| {
-                    json!({
-                        "logStreamName": stream,
+            candidates.sort_by(|a, b| (a.0.timestamp, &a.1, a.2).cmp(&(b.0.timestamp, &b.1, b.2)));
+            let mut page = Vec::new();
+            let (mut page_bytes, mut scanned) = (0, 0);
+            let mut at = from.min(candidates.len());
+            while let Some((event, stream, index)) = candidates.get(at) {
+                if page.len() >= limit || page_bytes >= MAX_PAGE_BYTES || scanned >= SCAN_BYTES {
+                    break;
+                }
+                let bytes = logs
+                    .read(stream, std::slice::from_ref(event))
+                    .map_err(io_error)?
+                    .concat();
+                scanned += bytes.len() as u64;
+                let message = String::from_utf8_lossy(&bytes);
+                if pattern.matches(&message) {
+                    page_bytes += bytes.len() as u64;
+                    page.push(json!({
+                        "logStreamName": stream.as_str(),
                         "timestamp": event.timestamp,
                         "message": message,
                         "ingestionTime": event.ingestion_time,
                         "eventId": format!("{stream}/{index}"),
-                    })
-                })
-                .collect();
+                    }));
+                }
+                at += 1;
+            }
             let mut out = serde_json::Map::new();
             out.insert("events".into(), Value::Array(page));
             out.insert("searchedLogStreams".into(), json!([]));
-            if last < found.len() {
-                out.insert("nextToken".into(), json!(format!("o/{last}")));
+            if at < candidates.len() {
+                out.insert("nextToken".into(), json!(format!("o/{at}")));
             }
             Ok(Value::Object(out))
         }
