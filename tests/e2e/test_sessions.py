@@ -145,6 +145,31 @@ def test_session_log_keeps_what_the_terminal_showed(server, admin, fleet, tmp_pa
         quiet.stop()
 
 
+def test_session_log_follow_watches_a_live_session(server, admin, fleet, tmp_path):
+    """`portcullis audit session-log --follow ID` prints a live session's output as it comes
+    and exits when the session ends."""
+    env = profile_env(server, tmp_path, user(admin, "TestUserA", "pattern-3-abac"))
+    child = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env,
+                          encoding="utf-8", timeout=30)
+    child.expect(r"Starting session with SessionId: (TestUserA-[0-9a-f]{17})")
+    session = child.match.group(1)
+    child.sendline("echo first-$((1+1))")
+    child.expect("first-2")
+    watcher = pexpect.spawn(str(BIN), ["audit", "session-log", "--follow", "--data-dir", str(server.data_dir),
+                                       session], encoding="utf-8", timeout=30)
+    watcher.expect("first-2")  # what was logged before it started
+    child.sendline("echo then-$((2+2))")
+    watcher.expect("then-4")  # and what comes after, live
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    watcher.expect(pexpect.EOF)  # the session ended: so does the watcher
+    watcher.close()
+    assert watcher.exitstatus == 0
+    missing = subprocess.run([str(BIN), "audit", "session-log", "--follow", "--data-dir", str(server.data_dir),
+                              "TestUserA-00000000000000000"], capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0 and "no session TestUserA-00000000000000000" in missing.stderr
+
+
 LOG_GROUP = "/portcullis/sessions"
 OWN_SESSION_LOGS = {
     "Version": "2012-10-17",

@@ -32,6 +32,10 @@ pub struct SessionLogArgs {
     /// The server's data directory.
     #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = ".portcullis")]
     data_dir: PathBuf,
+    /// Keep printing what the session shows, as the server logs it, until the session ends
+    /// (or Ctrl-C): watch a live session.
+    #[arg(long, short = 'f')]
+    follow: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +112,10 @@ fn session_log(args: &SessionLogArgs) -> anyhow::Result<u8> {
     let dir = args.data_dir.join(crate::server::SESSION_LOGS);
     let path = portcullis_server::session_log::log_path(&dir, &args.session_id)
         .with_context(|| format!("{:?} is not a session id", args.session_id))?;
+    if args.follow {
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        return runtime.block_on(follow(args, &path));
+    }
     let mut file = match std::fs::File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -122,4 +130,46 @@ fn session_log(args: &SessionLogArgs) -> anyhow::Result<u8> {
     std::io::copy(&mut file, &mut std::io::stdout().lock())
         .with_context(|| format!("reading {}", path.display()))?;
     Ok(exit::OK)
+}
+
+/// `session-log --follow`: what is logged, then what is added, until the store says the
+/// session ended and the log has stopped growing (the server writes up to 50 ms late).
+async fn follow(args: &SessionLogArgs, path: &std::path::Path) -> anyhow::Result<u8> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let db = args.data_dir.join("portcullis.db");
+    anyhow::ensure!(
+        db.exists(),
+        "no store at {} (is --data-dir right?)",
+        db.display()
+    );
+    let store = SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    let mut offset = 0;
+    let mut quiet_since_end = 0;
+    let mut stdout = std::io::stdout();
+    loop {
+        let session = store
+            .session(&args.session_id)
+            .await
+            .context("reading the session")?
+            .with_context(|| format!("no session {}", args.session_id))?;
+        let mut added = Vec::new();
+        if let Ok(mut file) = std::fs::File::open(path) {
+            file.seek(std::io::SeekFrom::Start(offset))?;
+            file.read_to_end(&mut added)?;
+        }
+        if !added.is_empty() {
+            offset += added.len() as u64;
+            stdout.write_all(&added)?;
+            stdout.flush()?;
+            quiet_since_end = 0;
+        } else if session.ended.is_some() {
+            quiet_since_end += 1;
+            if quiet_since_end >= 5 {
+                return Ok(exit::OK);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
