@@ -155,18 +155,6 @@ fn context(fleet: &Fleet, common: &Common) -> anyhow::Result<Context> {
     Ok(context)
 }
 
-async fn open(data_dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    let db = data_dir.join("portcullis.db");
-    anyhow::ensure!(
-        db.exists(),
-        "no store at {} (is --data-dir right?)",
-        db.display()
-    );
-    SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("opening {}", db.display()))
-}
-
 async fn read_fleet(store: &SqliteStore) -> anyhow::Result<Fleet> {
     Fleet::load(store)
         .await
@@ -174,7 +162,7 @@ async fn read_fleet(store: &SqliteStore) -> anyhow::Result<Fleet> {
 }
 
 async fn load(data_dir: &std::path::Path) -> anyhow::Result<Fleet> {
-    let store = open(data_dir).await?;
+    let store = crate::server::open_existing_store(data_dir).await?;
     let fleet = read_fleet(&store).await?;
     store.close().await;
     Ok(fleet)
@@ -270,7 +258,7 @@ async fn proposed_change(store: &SqliteStore, args: &DiffArgs) -> anyhow::Result
 }
 
 async fn run_diff(args: &DiffArgs) -> anyhow::Result<u8> {
-    let store = open(&args.common.data_dir).await?;
+    let store = crate::server::open_existing_store(&args.common.data_dir).await?;
     let before = read_fleet(&store).await?;
     let mut after = before.clone();
     let change = proposed_change(&store, args).await;

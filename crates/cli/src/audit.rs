@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use portcullis_core::store::Store;
 use portcullis_iam::iso8601;
-use portcullis_store::SqliteStore;
 use serde_json::json;
 
 use crate::exit;
@@ -58,15 +57,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let db = args.data_dir.join("portcullis.db");
-        anyhow::ensure!(
-            db.exists(),
-            "no store at {} (is --data-dir right?)",
-            db.display()
-        );
-        let store = SqliteStore::open(&db)
-            .await
-            .with_context(|| format!("opening {}", db.display()))?;
+        let store = crate::server::open_existing_store(&args.data_dir).await?;
         for e in store
             .audit_tail(args.lines)
             .await
@@ -136,15 +127,7 @@ fn session_log(args: &SessionLogArgs) -> anyhow::Result<u8> {
 /// session ended and the log has stopped growing (the server writes up to 50 ms late).
 async fn follow(args: &SessionLogArgs, path: &std::path::Path) -> anyhow::Result<u8> {
     use std::io::{Read as _, Seek as _, Write as _};
-    let db = args.data_dir.join("portcullis.db");
-    anyhow::ensure!(
-        db.exists(),
-        "no store at {} (is --data-dir right?)",
-        db.display()
-    );
-    let store = SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("opening {}", db.display()))?;
+    let store = crate::server::open_existing_store(&args.data_dir).await?;
     let mut offset = 0;
     let mut quiet_since_end = 0;
     let mut stdout = std::io::stdout();

@@ -105,6 +105,22 @@ pub struct Args {
 
 /// Session logs' directory, under the data directory.
 pub const SESSION_LOGS: &str = "session-logs";
+/// The store, under the data directory.
+const STORE_FILE: &str = "portcullis.db";
+
+/// The store a server keeps in `data_dir`, for commands that read it beside the server
+/// (`access`, `audit`); an error that says so if there is none.
+pub async fn open_existing_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    let db = data_dir.join(STORE_FILE);
+    anyhow::ensure!(
+        db.exists(),
+        "no store at {} (is --data-dir right?)",
+        db.display()
+    );
+    SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))
+}
 
 /// The account and region the seed article's policies name.
 const SEED_ACCOUNT: &str = "123456789012";
@@ -156,7 +172,7 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
         _ => None,
     };
     create_private_dir(&args.data_dir)?;
-    let db = args.data_dir.join("portcullis.db");
+    let db = args.data_dir.join(STORE_FILE);
     let store = SqliteStore::open(&db)
         .await
         .with_context(|| format!("opening the store at {}", db.display()))?;

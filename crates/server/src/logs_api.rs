@@ -98,20 +98,9 @@ pub fn handle(
             }
             let descending = opt_bool(body, "descending")?.unwrap_or(false);
             let limit = limit(body, MAX_STREAMS)?;
-            let from = match opt_str(body, "nextToken")? {
-                None => 0,
-                Some(token) => token
-                    .strip_prefix("s/")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| invalid("The specified nextToken is invalid."))?,
-            };
-            svc.authorize(
-                caller,
-                "logs:DescribeLogStreams",
-                &format!("{arn_prefix}{group}:log-stream:"),
-                &[],
-                &[],
-            )?;
+            let from = position_token(body, "s/")?;
+            // A log-group action: AWS evaluates it on the group's ARN with an empty stream.
+            svc.authorize(caller, "logs:DescribeLogStreams", &group_arn(&arn_prefix, group), &[], &[])?;
             let logs = existing_group(logs, group)?;
             let mut streams = Vec::new();
             for name in logs.sessions().map_err(io_error)? {
@@ -156,20 +145,9 @@ pub fn handle(
             let end_time = opt_i64(body, "endTime")?;
             let limit = limit(body, MAX_EVENTS)?;
             let pattern = FilterPattern::parse(opt_str(body, "filterPattern")?.unwrap_or(""))?;
-            let from = match opt_str(body, "nextToken")? {
-                None => 0,
-                Some(token) => token
-                    .strip_prefix("o/")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| invalid("The specified nextToken is invalid."))?,
-            };
-            svc.authorize(
-                caller,
-                "logs:FilterLogEvents",
-                &format!("{arn_prefix}{group}:log-stream:"),
-                &[],
-                &[],
-            )?;
+            let from = position_token(body, "o/")?;
+            // A log-group action: AWS evaluates it on the group's ARN with an empty stream.
+            svc.authorize(caller, "logs:FilterLogEvents", &group_arn(&arn_prefix, group), &[], &[])?;
             let logs = existing_group(logs, group)?;
             // Every event of the chosen streams in the time range, oldest first (only the
             // index: a few dozen bytes each); a token is a position in that order (events
@@ -414,6 +392,22 @@ fn page_start(events: &[Event], last: usize, limit: usize) -> usize {
         first -= 1;
     }
     first
+}
+
+/// The resource a log-group action is authorized on (see the module docs).
+fn group_arn(arn_prefix: &str, group: &str) -> String {
+    format!("{arn_prefix}{group}:log-stream:")
+}
+
+/// A `nextToken` that is a position in a listing, written `{prefix}{position}`; 0 without.
+fn position_token(body: &Value, prefix: &str) -> Result<usize> {
+    match opt_str(body, "nextToken")? {
+        None => Ok(0),
+        Some(token) => token
+            .strip_prefix(prefix)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| invalid("The specified nextToken is invalid.")),
+    }
 }
 
 fn stream_json(arn_prefix: &str, group: &str, name: &str, events: &[Event]) -> Value {
