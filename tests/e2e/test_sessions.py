@@ -595,6 +595,10 @@ def test_metrics_count_agents_frames_and_refusals(server, admin, fleet, tmp_path
     assert metric(server, to_agent) >= before[to_agent] + 3
     assert metric(server, bytes_to_client) >= before[bytes_to_client] + len("\r\n".join(map(str, range(1, 2001))))
     assert metric(server, "portcullis_session_clients_attached") == 0
+    # The session's output went to its log too (written up to 50 ms later), with no failure.
+    seq_bytes = len("\r\n".join(map(str, range(1, 2001))))
+    wait_until("the session log's bytes", lambda: metric(server, "portcullis_session_log_bytes_total") >= seq_bytes)
+    assert metric(server, "portcullis_session_log_write_failures_total") == 0
 
     # A token nobody issued: the socket is closed at once, and counted.
     refused = metric(server, "portcullis_data_channels_refused_total")

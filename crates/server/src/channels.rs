@@ -86,6 +86,10 @@ pub struct ChannelFigures {
     /// Client data channels closed at once: no, a used, an expired or another session's
     /// token.
     pub refused_data_channels: u64,
+    /// Bytes written to session logs, and failed writes (filled in from
+    /// [`crate::session_log::SessionLogs::figures`]).
+    pub session_log_bytes: u64,
+    pub session_log_failures: u64,
 }
 
 impl Hub {
@@ -117,6 +121,8 @@ impl Hub {
             frames_to_client: load(&self.counts.frames_to_client),
             bytes_to_client: load(&self.counts.bytes_to_client),
             refused_data_channels: load(&self.counts.refused_data_channels),
+            session_log_bytes: 0,
+            session_log_failures: 0,
         }
     }
 

@@ -125,7 +125,13 @@ pub async fn serve(
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(&state.hub.figures()),
+        state.metrics.render(&{
+            let mut figures = state.hub.figures();
+            if let Some(logs) = &state.session_logs {
+                (figures.session_log_bytes, figures.session_log_failures) = logs.figures();
+            }
+            figures
+        }),
     )
         .into_response()
 }

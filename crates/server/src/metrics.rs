@@ -125,6 +125,24 @@ fn render_channels(out: &mut String, c: &ChannelFigures) {
              {name}{{direction=\"to_client\"}} {to_client}"
         );
     }
+    let logs = [
+        (
+            "portcullis_session_log_bytes_total",
+            "Bytes of session output written to session logs.",
+            c.session_log_bytes,
+        ),
+        (
+            "portcullis_session_log_write_failures_total",
+            "Session log writes that failed (each stops its session's log; the session goes on).",
+            c.session_log_failures,
+        ),
+    ];
+    for (name, help, value) in logs {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
     let name = "portcullis_data_channels_refused_total";
     let _ = writeln!(
         out,
@@ -172,6 +190,8 @@ mod tests {
             frames_to_client: 20,
             bytes_to_client: 64_000,
             refused_data_channels: 4,
+            session_log_bytes: 5000,
+            session_log_failures: 1,
         };
         let text = Metrics::default().render(&figures);
         for line in [
@@ -185,6 +205,8 @@ mod tests {
             "portcullis_relayed_bytes_total{direction=\"to_agent\"} 1200",
             "portcullis_relayed_bytes_total{direction=\"to_client\"} 64000",
             "portcullis_data_channels_refused_total 4",
+            "portcullis_session_log_bytes_total 5000",
+            "portcullis_session_log_write_failures_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

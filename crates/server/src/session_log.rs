@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use portcullis_stream::message::{ClientMessage, MessageType, PayloadType};
@@ -35,6 +37,14 @@ const MAX_HELD: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct SessionLogs {
     dir: PathBuf,
+    counts: Arc<Counts>,
+}
+
+/// What the writers have done since the server started (for `/metrics`).
+#[derive(Debug, Default)]
+struct Counts {
+    bytes: AtomicU64,
+    failures: AtomicU64,
 }
 
 impl SessionLogs {
@@ -44,7 +54,19 @@ impl SessionLogs {
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
-        Ok(SessionLogs { dir })
+        Ok(SessionLogs {
+            dir,
+            counts: Arc::default(),
+        })
+    }
+
+    /// Bytes written to session logs, and writes that failed (each stops its session's
+    /// log), since the server started.
+    pub fn figures(&self) -> (u64, u64) {
+        (
+            self.counts.bytes.load(Ordering::Relaxed),
+            self.counts.failures.load(Ordering::Relaxed),
+        )
     }
 
     /// The log file of `session`, or `None` for an id that is not a file name.
@@ -65,6 +87,7 @@ impl SessionLogs {
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
             path,
+            counts: Arc::clone(&self.counts),
             order,
             frames: rx,
             pending: Vec::new(),
@@ -106,6 +129,7 @@ impl Recorder {
 /// while output waits to be written, `Drop` writes it, with whatever is still queued.
 struct Writer {
     path: PathBuf,
+    counts: Arc<Counts>,
     order: InOrder,
     frames: mpsc::Receiver<Bytes>,
     /// Output accepted and not yet handed to a write.
@@ -156,8 +180,9 @@ impl Writer {
                 continue;
             }
             let path = self.path.clone();
+            let len = out.len() as u64;
             let written = tokio::task::spawn_blocking(move || append(&path, &out, arrived)).await;
-            self.check(written.map_err(io::Error::other).and_then(|r| r));
+            self.check(written.map_err(io::Error::other).and_then(|r| r), len);
         }
     }
 
@@ -175,11 +200,17 @@ impl Writer {
         }
     }
 
-    fn check(&mut self, written: io::Result<()>) {
-        if let Err(e) = written {
-            // Once: the session goes on, its log does not.
-            tracing::error!(path = %self.path.display(), error = %e, "session log not written");
-            self.failed = true;
+    fn check(&mut self, written: io::Result<()>, len: u64) {
+        match written {
+            Ok(()) => {
+                self.counts.bytes.fetch_add(len, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // Once: the session goes on, its log does not.
+                tracing::error!(path = %self.path.display(), error = %e, "session log not written");
+                self.counts.failures.fetch_add(1, Ordering::Relaxed);
+                self.failed = true;
+            }
         }
     }
 }
@@ -192,7 +223,7 @@ impl Drop for Writer {
         if !self.pending.is_empty() && !self.failed {
             let arrived = self.arrived.unwrap_or_else(now_ms);
             let written = append(&self.path, &self.pending, arrived);
-            self.check(written);
+            self.check(written, self.pending.len() as u64);
         }
     }
 }
@@ -493,6 +524,7 @@ mod tests {
             }
             panic!("not written: {:?}", std::fs::read(&path));
         });
+        assert_eq!(logs.figures(), (3, 0));
         let events = logs.events("ended-1").unwrap().unwrap();
         let bytes: Vec<u8> = logs.read("ended-1", &events).unwrap().concat();
         assert_eq!(bytes, b"abc");
@@ -523,6 +555,31 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&dir.path().join("logs")), 0o700);
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_is_counted_and_the_session_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = SessionLogs::new(dir.path().to_owned()).unwrap();
+        // Where the file should be, a directory: every write fails.
+        std::fs::create_dir(logs.path("broken-1").unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let recorder = logs.recorder("broken-1").unwrap();
+            recorder.record(&output(0, "lost")).await;
+            recorder.record(&output(1, " and more")).await;
+            drop(recorder);
+            for _ in 0..200 {
+                if logs.figures() == (0, 1) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("figures: {:?}", logs.figures());
+        });
     }
 
     #[test]
