@@ -403,6 +403,54 @@ def history(server):
     return {s["SessionId"]: s["Status"] for s in ssm.describe_sessions(State="History")["Sessions"]}
 
 
+def test_session_limits_max_duration_and_idle_timeout(tmp_path):
+    """`--max-session-seconds`: a session in use is terminated when it has lasted that long
+    (shell killed, client told, Terminated). `--idle-session-seconds`: a session whose
+    client went away is terminated after that long."""
+    server = Server(tmp_path / "data", extra=["--max-session-seconds", "4", "--idle-session-seconds", "2"]).start()
+    agent = None
+    try:
+        keys = server.admin_keys()
+        admin = {svc: server.client(svc, keys) for svc in ("iam", "ec2", "ssm")}
+        agent = Agent(server, admin, TEST_NODE, tmp_path / "agent", {"Project": "test"})
+        env = profile_env(server, tmp_path, user(admin, "TestUserA", "pattern-3-abac"))
+
+        started = time.time()
+        child = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env,
+                              encoding="utf-8", timeout=30)
+        child.expect(r"Starting session with SessionId: (TestUserA-[0-9a-f]{17})")
+        busy = child.match.group(1)
+        pid = shell_pid(child)
+        child.sendline("while :; do echo tick; sleep 0.5; done")  # in use to the end
+        child.expect("tick")
+        child.expect(pexpect.EOF, timeout=30)
+        lasted = time.time() - started
+        child.close()
+        assert 4 <= lasted < 15, lasted
+        assert history(server)[busy] == "Terminated"
+        wait_until("the shell to be killed", lambda: not alive(pid), timeout=10)
+
+        # A client that goes away: Disconnected, then Terminated after the idle timeout (well
+        # before the maximum duration).
+        child = pexpect.spawn(str(BIN), ["session", "start", "--target", TEST_NODE], env=env,
+                              encoding="utf-8", timeout=30)
+        child.expect(r"Starting session with SessionId: (TestUserA-[0-9a-f]{17})")
+        idle = child.match.group(1)
+        pid = shell_pid(child)
+        child.kill(signal.SIGKILL)
+        child.close()
+        ssm = admin["ssm"]
+        wait_until("Disconnected", lambda: any(
+            s["SessionId"] == idle and s["Status"] == "Disconnected"
+            for s in ssm.describe_sessions(State="Active")["Sessions"]), timeout=10)
+        wait_until("Terminated", lambda: history(server).get(idle) == "Terminated", timeout=10)
+        wait_until("the shell to be killed", lambda: not alive(pid), timeout=10)
+    finally:
+        if agent:
+            agent.stop()
+        server.stop()
+
+
 def test_agent_killed_mid_session(tmp_path):
     """SIGKILL the agent under a live session: after the server's agent grace period the
     session ends, the client is told and exits non-zero, the status is Terminated, and the

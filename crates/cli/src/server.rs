@@ -73,6 +73,26 @@ pub struct Args {
         value_name = "SECONDS"
     )]
     agent_grace_seconds: u64,
+    /// A session whose client went away (and did not resume it) is terminated after this
+    /// many seconds: Session Manager's idle session timeout (AWS: 20 minutes by default,
+    /// 1 to 60).
+    #[arg(
+        long,
+        env = "PORTCULLIS_IDLE_SESSION_SECONDS",
+        default_value_t = 1200,
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        value_name = "SECONDS"
+    )]
+    idle_session_seconds: u64,
+    /// Terminate every session this many seconds after it started, in use or not: Session
+    /// Manager's maximum session duration (AWS: none by default, 1 minute to 24 hours).
+    #[arg(
+        long,
+        env = "PORTCULLIS_MAX_SESSION_SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        value_name = "SECONDS"
+    )]
+    max_session_seconds: Option<u64>,
     /// How long a web console sign-in lasts, in seconds (AWS's console: 12 hours).
     #[arg(
         long,
@@ -230,6 +250,8 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     service.set_console_session_seconds(args.console_session_seconds);
     let mut state = AppState::new(service, tls.is_some());
     state.agent_grace = std::time::Duration::from_secs(args.agent_grace_seconds);
+    state.idle_timeout = std::time::Duration::from_secs(args.idle_session_seconds);
+    state.max_session = args.max_session_seconds.map(std::time::Duration::from_secs);
     if !args.no_session_logs {
         let dir = args.data_dir.join(SESSION_LOGS);
         state.session_logs = Some(

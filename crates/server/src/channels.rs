@@ -468,6 +468,35 @@ async fn agent_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
     });
 }
 
+/// A session was started: its node's agent is told to open the data channel, and under a
+/// maximum duration ([`AppState::max_session`]) the session is ended when it is reached,
+/// connected or not, by the server itself (a node cannot keep a session open past it).
+pub fn session_started(state: &Arc<AppState>, node: &str, session: &str, document: &str) {
+    state.hub.open_session(node, session, document);
+    let Some(max) = state.max_session else {
+        return;
+    };
+    let (state, node, session) = (Arc::clone(state), node.to_owned(), session.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(max).await;
+        let active = state
+            .service
+            .store()
+            .session(&session)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.status.is_active());
+        if active {
+            tracing::info!(%session, "maximum session duration reached: terminating");
+            state.hub.terminate_session(&node, &session);
+            if let Err(e) = state.service.session_ended(&session).await {
+                tracing::error!(%session, error = %e, "could not record the end of the session");
+            }
+        }
+    });
+}
+
 /// Records the end of a session and closes its client's socket.
 async fn end_session(state: &AppState, session: &str) {
     if let Err(e) = state.service.session_ended(session).await {

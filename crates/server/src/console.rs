@@ -814,16 +814,12 @@ async fn session_log(SignedIn(r): SignedIn, Path(id): Path<String>) -> Result<Re
 
 /// The reply to a started or resumed session: what `StartSession` returns on the AWS API,
 /// with the stream URL for the host the browser used.
-fn stream_reply(state: &AppState, headers: &HeaderMap, grant: &StreamGrant) -> Response {
+fn stream_reply(state: &Arc<AppState>, headers: &HeaderMap, grant: &StreamGrant) -> Response {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let at = crate::ssm_api::Endpoint {
-        host,
-        tls: state.tls,
-        hub: &state.hub,
-    };
+    let at = crate::ssm_api::Endpoint { host, state };
     json_reply(StatusCode::OK, crate::ssm_api::stream(grant, &at))
 }
 
@@ -850,9 +846,12 @@ async fn start_session(
             r.state.service.start_session(&c, target, None, None).await,
         )
         .await?;
-    r.state
-        .hub
-        .open_session(target, &grant.session_id, DEFAULT_SESSION_DOCUMENT);
+    crate::channels::session_started(
+        &r.state,
+        target,
+        &grant.session_id,
+        DEFAULT_SESSION_DOCUMENT,
+    );
     Ok(stream_reply(&r.state, &headers, &grant))
 }
 

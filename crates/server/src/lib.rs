@@ -51,6 +51,9 @@ pub struct AppState {
     pub agent_grace: std::time::Duration,
     /// Where what each session's terminal showed is written; `None`: nowhere.
     pub session_logs: Option<session_log::SessionLogs>,
+    /// A session is terminated this long after it started, whatever it is doing (Session
+    /// Manager's `maxSessionDuration`); `None`: no limit.
+    pub max_session: Option<std::time::Duration>,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
             idle_timeout: std::time::Duration::from_secs(20 * 60),
             agent_grace: std::time::Duration::from_secs(60),
             session_logs: None,
+            max_session: None,
         }
     }
 }
@@ -341,7 +345,7 @@ type Reply = Result<(&'static str, Vec<u8>), Error>;
 
 /// Runs the operation; returns its name (for audit and metrics) and the reply body.
 async fn dispatch(
-    state: &AppState,
+    state: &Arc<AppState>,
     caller: &Caller,
     service: &str,
     protocol: Protocol,
@@ -393,11 +397,7 @@ async fn dispatch(
                 );
                 return (operation, Err(e));
             }
-            let at = ssm_api::Endpoint {
-                host,
-                tls: state.tls,
-                hub: &state.hub,
-            };
+            let at = ssm_api::Endpoint { host, state };
             let result = ssm_api::handle(svc, caller, &operation, &body, &at)
                 .await
                 .map(|v| ("application/x-amz-json-1.1", v.to_string().into_bytes()));

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 pub struct Endpoint<'a> {
     /// `Host` as the client sent it.
     pub host: &'a str,
-    pub tls: bool,
-    /// To tell agents about sessions started and terminated.
-    pub hub: &'a crate::channels::Hub,
+    /// The server: whether it serves TLS (`wss:`), its channels (to tell agents about
+    /// sessions started and terminated), its limits on sessions.
+    pub state: &'a std::sync::Arc<crate::AppState>,
 }
 
 fn type_error(field: &str, want: &str) -> Error {
@@ -113,7 +113,7 @@ pub(crate) fn tag_list(tags: &[Tag]) -> Value {
 }
 
 pub(crate) fn stream(grant: &StreamGrant, at: &Endpoint<'_>) -> Value {
-    let scheme = if at.tls { "wss" } else { "ws" };
+    let scheme = if at.state.tls { "wss" } else { "ws" };
     json!({
         "SessionId": grant.session_id,
         "TokenValue": grant.token,
@@ -267,7 +267,7 @@ pub async fn handle(
                 .start_session(caller, target, document, opt_str(body, "Reason")?)
                 .await?;
             let document = document.unwrap_or(portcullis_core::ops_ssm::DEFAULT_SESSION_DOCUMENT);
-            at.hub.open_session(target, &grant.session_id, document);
+            crate::channels::session_started(at.state, target, &grant.session_id, document);
             stream(&grant, at)
         }
         "ResumeSession" => stream(
@@ -279,7 +279,7 @@ pub async fn handle(
             let session = svc
                 .terminate_session(caller, req_str(body, "SessionId")?)
                 .await?;
-            at.hub.terminate_session(&session.target, &session.id);
+            at.state.hub.terminate_session(&session.target, &session.id);
             json!({"SessionId": session.id})
         }
         "DescribeSessions" => {
