@@ -203,16 +203,43 @@ async function sessionLogPage(main) {
     el("h1", {}, "Session log"),
     el("p", {}, el("code", {}, id), " · ", el("a", { href: "/console/sessions?state=History" }, "Sessions")),
     body);
-  const { ok, data } = await api("/console/api/sessions/" + encodeURIComponent(id) + "/log");
+  const url = "/console/api/sessions/" + encodeURIComponent(id) + "/log";
+  const { ok, data } = await api(url);
   if (!ok) {
     body.replaceChildren(refusal(data, "Reading the log of " + id + " was refused"));
     return;
   }
-  const text = terminalText(data.Output);
-  body.replaceChildren(el("div", {},
-    text ? el("pre", { id: "session-log", class: "log" }, text) : el("div", { class: "empty" }, "Nothing was shown."),
-    data.Complete ? null : el("div", { class: "notice", role: "status" },
-      "The first 4 MiB are shown; aws logs get-log-events or portcullis audit session-log read the rest.")));
+  const log = el("pre", { id: "session-log", class: "log" }, terminalText(data.Output));
+  const status = el("div", { id: "log-status", role: "status" });
+  body.replaceChildren(log, status);
+  if (!data.Complete) {
+    status.replaceChildren(el("div", { class: "notice" },
+      "The first 4 MiB are shown; aws logs get-log-events or portcullis audit session-log read the rest."));
+    return;
+  }
+  if (!data.Active) {
+    if (!data.Output) status.replaceChildren(el("div", { class: "empty" }, "Nothing was shown."));
+    return;
+  }
+  // A live session: what it shows next is appended as the server logs it.
+  status.replaceChildren(el("div", { class: "notice" }, "Live: following the session."));
+  let token = data.NextToken;
+  const follow = async () => {
+    const next = await api(url + "?token=" + encodeURIComponent(token || ""));
+    if (!next.ok) {
+      status.replaceChildren(refusal(next.data, "Following the log of " + id + " stopped"));
+      return;
+    }
+    token = next.data.NextToken;
+    if (next.data.Output) {
+      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      log.append(terminalText(next.data.Output));
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    }
+    if (next.data.Active || !next.data.Complete) setTimeout(follow, next.data.Complete ? 2000 : 0);
+    else status.replaceChildren(el("div", { class: "notice" }, "The session has ended."));
+  };
+  setTimeout(follow, 2000);
 }
 
 async function route() {

@@ -613,6 +613,17 @@ for (const pattern of Object.keys(SEED_POLICIES)) {
       assert.equal((await sessionRow(world.admin, id)).Status, "Connected");
       if (pattern === "pattern-3-abac") await shot(page, "terminal");
 
+      // The session's log, followed live in another tab while the terminal is used.
+      const watcher = pattern === "pattern-3-abac" ? await page.context().newPage() : null;
+      if (watcher) {
+        await watcher.goto(`/console/session-log?id=${id}`);
+        await ready(watcher);
+        await watcher.waitForSelector("#log-status >> text=Live: following the session.");
+        await run(page, `echo live-$((${n} + 2))`);
+        await watcher.waitForFunction((want) => document.querySelector("#session-log").textContent.includes(want),
+          `live-${n + 2}`, { timeout: 15_000 });
+      }
+
       // `exit`: the page says the session ended and why; the service agrees.
       await run(page, "exit 0");
       await waitForStatus(page, "ended");
@@ -620,6 +631,12 @@ for (const pattern of Object.keys(SEED_POLICIES)) {
       await waitForLine(page, new RegExp(`^Exiting session with sessionId: ${id}\\.$`));
       await until("the session to be Terminated", async () => (await sessionRow(world.admin, id)).Status === "Terminated");
       if (pattern === "pattern-3-abac") await shot(page, "terminal-ended");
+      if (watcher) {
+        await watcher.waitForSelector("#log-status >> text=The session has ended.", { timeout: 15_000 });
+        assert.ok((await watcher.textContent("#session-log")).includes("logout"), "the log's end reached the watcher");
+        await shot(watcher, "session-log-live");
+        await watcher.close();
+      }
 
       // The session's log (CloudWatch Logs' GetLogEvents, as TestUserA: ReadOnlyAccess
       // allows logs:Get*): from the History tab, the typed command and its output, as text.

@@ -757,13 +757,27 @@ async fn terminate(
 /// How much of a session's log the console shows at once (its start).
 const CONSOLE_LOG_BYTES: usize = 4 * 1024 * 1024;
 
-/// `GET /console/api/sessions/{id}/log`: what the session's terminal showed, read page by
-/// page with CloudWatch Logs' `GetLogEvents` as the signed-in principal (so the IAM policy
-/// on the log stream decides), up to [`CONSOLE_LOG_BYTES`].
-async fn session_log(SignedIn(r): SignedIn, Path(id): Path<String>) -> Result<Response, Fail> {
+/// `GET /console/api/sessions/{id}/log[?token=...]`: what the session's terminal showed,
+/// read page by page with CloudWatch Logs' `GetLogEvents` as the signed-in principal (so
+/// the IAM policy on the log stream decides), up to [`CONSOLE_LOG_BYTES`]; from the start,
+/// or from a `NextToken` an earlier reply gave (how the page follows a live session).
+/// `Active` says whether more may come.
+async fn session_log(
+    SignedIn(r): SignedIn,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Fail> {
     let c = r.caller();
+    let mut token: Option<String> = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(|t| {
+                percent_encoding::percent_decode_str(t)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    });
     let mut output = String::new();
-    let mut token: Option<String> = None;
     let complete = loop {
         let mut request = json!({
             "logGroupName": crate::logs_api::LOG_GROUP,
@@ -798,17 +812,30 @@ async fn session_log(SignedIn(r): SignedIn, Path(id): Path<String>) -> Result<Re
             .get("nextForwardToken")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if events.is_empty() || next.is_none() || next == token {
+        let done = events.is_empty() || next.is_none() || next == token;
+        if next.is_some() {
+            token = next;
+        }
+        if done {
             break true;
         }
         if output.len() >= CONSOLE_LOG_BYTES {
             break false;
         }
-        token = next;
     };
+    // Allowed to read the log, so allowed to know whether it is still being written.
+    let active = r
+        .state
+        .service
+        .store()
+        .session(&id)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.status.is_active());
     Ok(json_reply(
         StatusCode::OK,
-        json!({"SessionId": id, "Output": output, "Complete": complete}),
+        json!({"SessionId": id, "Output": output, "Complete": complete, "NextToken": token, "Active": active}),
     ))
 }
 
