@@ -230,6 +230,21 @@ def test_session_logs_through_the_cloudwatch_logs_api(server, admin, fleet, tmp_
     assert len(first["logStreams"]) == 1 and "nextToken" in first
     rest = root_logs.describe_log_streams(logGroupName=LOG_GROUP, nextToken=first["nextToken"])
     assert len(rest["logStreams"]) == 1 and "nextToken" not in rest
+    latest = root_logs.describe_log_streams(logGroupName=LOG_GROUP, orderBy="LastEventTime", descending=True)
+    assert latest["logStreams"][0]["logStreamName"] == sessions["TestUserB"][1]  # B ran last
+    # A time range: none of it is in the future; all of it is since the epoch.
+    now_ms = int(time.time() * 1000)
+    b_stream = sessions["TestUserB"][1]
+    assert root_logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=b_stream,
+                                    startTime=now_ms + 60_000, startFromHead=True)["events"] == []
+    assert root_logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=b_stream,
+                                    startTime=0, endTime=now_ms + 60_000, startFromHead=True)["events"]
+    arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{LOG_GROUP}"
+    by_arn = root_logs.get_log_events(logGroupIdentifier=arn, logStreamName=b_stream, startFromHead=True)
+    assert "said-by-TestUserB-42" in "".join(e["message"] for e in by_arn["events"])
+    with pytest.raises(ClientError) as missing_group:
+        root_logs.get_log_events(logGroupName="/other/group", logStreamName=b_stream)
+    assert missing_group.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
     # Across sessions: a filter pattern, through boto3 and the AWS CLI.
     hits = root_logs.filter_log_events(logGroupName=LOG_GROUP, filterPattern='"said-by-" -TestUserA')
