@@ -313,6 +313,18 @@ async function until(what, fn, ms = 15_000) {
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
 
+// Root's profile on some machines runs `pyenv rehash` at every login, under a lock file; a
+// shell a test ends while it logs in can leave the lock behind, and every later login then
+// waits 60 s for it. A rehash holds it for well under a second: older than 10 s is stale.
+function removeStalePyenvLock() {
+  const lock = path.join(os.homedir(), ".pyenv", "shims", ".pyenv-shim");
+  try {
+    if (Date.now() - fs.statSync(lock).mtimeMs > 10_000) fs.unlinkSync(lock);
+  } catch {
+    // No lock: nothing to do.
+  }
+}
+
 test("no cookie: pages redirect to sign-in, the API says 401", async ({ page, world }) => {
   for (const p of ["/console/nodes", "/console/sessions", "/console/terminal", "/console/"]) {
     await page.goto(p);
@@ -1210,6 +1222,7 @@ async function main() {
     const only = process.argv[2];
     for (const t of tests) {
       if (only && !t.name.includes(only)) continue;
+      removeStalePyenvLock();
       const context = await browser.newContext({ baseURL: endpoint, viewport: { width: VIEW_W, height: VIEW_H } });
       const page = await context.newPage();
       const started = Date.now();

@@ -96,6 +96,24 @@ class Server:
             return e.code, json.loads(e.read().decode() or "null")
 
 
+# Root's profile on some machines (this project's CI and dev VMs among them) runs `pyenv
+# rehash` at every login, which takes a lock file in pyenv's shims directory. A shell these
+# tests end while it is still logging in can leave the lock behind, and then every later
+# login waits 60 s for it: every session test after that times out. A rehash holds the lock
+# for well under a second, so one older than 10 s is stale.
+PYENV_LOCK = Path.home() / ".pyenv" / "shims" / ".pyenv-shim"
+
+
+@pytest.fixture(autouse=True)
+def no_stale_pyenv_lock():
+    try:
+        if time.time() - PYENV_LOCK.stat().st_mtime > 10:
+            PYENV_LOCK.unlink()
+    except FileNotFoundError:
+        pass
+    yield
+
+
 @pytest.fixture
 def server(tmp_path):
     s = Server(tmp_path / "data").start()
