@@ -126,24 +126,34 @@ fn session_log(args: &SessionLogArgs) -> anyhow::Result<u8> {
 /// `session-log --follow`: what is logged, then what is added, until the store says the
 /// session ended and the log has stopped growing (the server writes up to 50 ms late).
 async fn follow(args: &SessionLogArgs, path: &std::path::Path) -> anyhow::Result<u8> {
-    use std::io::{Read as _, Seek as _, Write as _};
+    use std::io::{Read as _, Write as _};
     let store = crate::server::open_existing_store(&args.data_dir).await?;
-    let mut offset = 0;
+    let mut file: Option<std::fs::File> = None;
     let mut quiet_since_end = 0;
     let mut stdout = std::io::stdout();
     loop {
         let session = store
             .session(&args.session_id)
             .await
-            .context("reading the session")?
-            .with_context(|| format!("no session {}", args.session_id))?;
+            .context("reading the session from the store")?
+            .with_context(|| {
+                format!(
+                    "no session {} in {} (`portcullis session list --state History` lists them)",
+                    args.session_id,
+                    args.data_dir.display()
+                )
+            })?;
+        // The log appears with the session's first output; once open, it is read on from
+        // where the last read ended.
+        if file.is_none() {
+            file = std::fs::File::open(path).ok();
+        }
         let mut added = Vec::new();
-        if let Ok(mut file) = std::fs::File::open(path) {
-            file.seek(std::io::SeekFrom::Start(offset))?;
-            file.read_to_end(&mut added)?;
+        if let Some(file) = file.as_mut() {
+            file.read_to_end(&mut added)
+                .with_context(|| format!("reading {}", path.display()))?;
         }
         if !added.is_empty() {
-            offset += added.len() as u64;
             stdout.write_all(&added)?;
             stdout.flush()?;
             quiet_since_end = 0;

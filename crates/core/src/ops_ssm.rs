@@ -684,7 +684,17 @@ impl Service {
         Ok(())
     }
 
-    /// Whether the session is still active (for idle timers).
+    /// Whether the session exists and has not ended (for the session timers, and the
+    /// console's live log).
+    pub async fn session_is_active(&self, session_id: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .session(session_id)
+            .await?
+            .is_some_and(|s| s.status.is_active()))
+    }
+
+    /// Whether the session's client is away (for the idle timer).
     pub async fn session_is_disconnected(&self, session_id: &str) -> Result<bool> {
         Ok(self
             .store

@@ -479,22 +479,26 @@ pub fn session_started(state: &Arc<AppState>, node: &str, session: &str, documen
     let (state, node, session) = (Arc::clone(state), node.to_owned(), session.to_owned());
     tokio::spawn(async move {
         tokio::time::sleep(max).await;
-        let active = state
+        if state
             .service
-            .store()
-            .session(&session)
+            .session_is_active(&session)
             .await
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.status.is_active());
-        if active {
-            tracing::info!(%session, "maximum session duration reached: terminating");
-            state.hub.terminate_session(&node, &session);
-            if let Err(e) = state.service.session_ended(&session).await {
-                tracing::error!(%session, error = %e, "could not record the end of the session");
-            }
+            .unwrap_or(false)
+        {
+            end_by_server(&state, &node, &session, "maximum session duration reached").await;
         }
     });
+}
+
+/// Ends a session on the server's own authority (one of its timers ran out): the agent is
+/// told to end it (shell killed, client told through the relay), and the end is recorded
+/// even if the agent is gone.
+async fn end_by_server(state: &AppState, node: &str, session: &str, why: &str) {
+    tracing::info!(%session, why, "terminating the session");
+    state.hub.terminate_session(node, session);
+    if let Err(e) = state.service.session_ended(session).await {
+        tracing::error!(%session, error = %e, "could not record the end of the session");
+    }
 }
 
 /// Records the end of a session and closes its client's socket.
@@ -638,7 +642,6 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
                 .await
                 .unwrap_or(false)
         {
-            tracing::info!(%session, "idle timeout: terminating");
             let node = state
                 .service
                 .store()
@@ -646,11 +649,9 @@ async fn client_loop(state: Arc<AppState>, session: String, socket: WebSocket) {
                 .await
                 .ok()
                 .flatten()
-                .map(|s| s.target);
-            if let Some(node) = node {
-                state.hub.terminate_session(&node, &session);
-            }
-            let _ = state.service.session_ended(&session).await;
+                .map(|s| s.target)
+                .unwrap_or_default();
+            end_by_server(&state, &node, &session, "idle timeout").await;
         }
     });
 }

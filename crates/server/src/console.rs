@@ -827,12 +827,9 @@ async fn session_log(
     let active = r
         .state
         .service
-        .store()
-        .session(&id)
+        .session_is_active(&id)
         .await
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.status.is_active());
+        .unwrap_or(false);
     Ok(json_reply(
         StatusCode::OK,
         json!({"SessionId": id, "Output": output, "Complete": complete, "NextToken": token, "Active": active}),

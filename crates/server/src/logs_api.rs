@@ -18,6 +18,7 @@ use portcullis_core::{Caller, Error, Result, Service};
 use serde_json::{json, Value};
 
 use crate::session_log::{Event, SessionLogs};
+use crate::ssm_api::{opt_str, type_error};
 
 /// The log group of session logs.
 pub const LOG_GROUP: &str = "/portcullis/sessions";
@@ -43,236 +44,10 @@ pub fn handle(
     let account = svc.account();
     let arn_prefix = format!("arn:aws:logs:{}:{}:log-group:", account.region, account.id);
     match operation {
-        "DescribeLogGroups" => {
-            let prefix = opt_str(body, "logGroupNamePrefix")?.unwrap_or("");
-            let pattern = opt_str(body, "logGroupNamePattern")?;
-            if !prefix.is_empty() && pattern.is_some() {
-                return Err(invalid(
-                    "logGroupNamePrefix and logGroupNamePattern are mutually exclusive.",
-                ));
-            }
-            let limit = limit(body, MAX_STREAMS)?;
-            svc.authorize(
-                caller,
-                "logs:DescribeLogGroups",
-                &format!("{arn_prefix}:log-stream:"),
-                &[],
-                &[],
-            )?;
-            let shown = logs.is_some()
-                && limit > 0
-                && LOG_GROUP.starts_with(prefix)
-                && pattern.is_none_or(|p| LOG_GROUP.contains(p));
-            let groups: Vec<Value> = shown
-                .then(|| {
-                    json!({
-                        "logGroupName": LOG_GROUP,
-                        "creationTime": account.created * 1000,
-                        "metricFilterCount": 0,
-                        "arn": format!("{arn_prefix}{LOG_GROUP}:*"),
-                        "logGroupArn": format!("{arn_prefix}{LOG_GROUP}"),
-                        "storedBytes": 0,
-                        "logGroupClass": "STANDARD",
-                    })
-                })
-                .into_iter()
-                .collect();
-            Ok(json!({ "logGroups": groups }))
-        }
-        "DescribeLogStreams" => {
-            let group = log_group(body, &arn_prefix)?;
-            let prefix = opt_str(body, "logStreamNamePrefix")?;
-            let by_time = match opt_str(body, "orderBy")? {
-                None | Some("LogStreamName") => false,
-                Some("LastEventTime") => true,
-                Some(other) => {
-                    return Err(invalid(format!(
-                        "orderBy must be LogStreamName or LastEventTime, not {other}."
-                    )))
-                }
-            };
-            if by_time && prefix.is_some() {
-                return Err(invalid(
-                    "Cannot order by LastEventTime with a logStreamNamePrefix.",
-                ));
-            }
-            let descending = opt_bool(body, "descending")?.unwrap_or(false);
-            let limit = limit(body, MAX_STREAMS)?;
-            let from = position_token(body, "s/")?;
-            // A log-group action: AWS evaluates it on the group's ARN with an empty stream.
-            svc.authorize(caller, "logs:DescribeLogStreams", &group_arn(&arn_prefix, group), &[], &[])?;
-            let logs = existing_group(logs, group)?;
-            let mut streams = Vec::new();
-            for name in logs.sessions().map_err(io_error)? {
-                if prefix.is_some_and(|p| !name.starts_with(p)) {
-                    continue;
-                }
-                let events = logs.events(&name).map_err(io_error)?.unwrap_or_default();
-                streams.push((name, events));
-            }
-            if by_time {
-                streams.sort_by_key(|(name, events)| {
-                    (events.last().map_or(0, |e| e.timestamp), name.clone())
-                });
-            }
-            if descending {
-                streams.reverse();
-            }
-            let page: Vec<Value> = streams
-                .iter()
-                .skip(from)
-                .take(limit)
-                .map(|(name, events)| stream_json(&arn_prefix, group, name, events))
-                .collect();
-            let next = from + page.len();
-            let mut out = serde_json::Map::new();
-            out.insert("logStreams".into(), Value::Array(page));
-            if next < streams.len() {
-                out.insert("nextToken".into(), json!(format!("s/{next}")));
-            }
-            Ok(Value::Object(out))
-        }
-        "FilterLogEvents" => {
-            let group = log_group(body, &arn_prefix)?;
-            let names = opt_str_list(body, "logStreamNames")?;
-            let prefix = opt_str(body, "logStreamNamePrefix")?;
-            if names.is_some() && prefix.is_some() {
-                return Err(invalid(
-                    "logStreamNames and logStreamNamePrefix are mutually exclusive.",
-                ));
-            }
-            let start_time = opt_i64(body, "startTime")?;
-            let end_time = opt_i64(body, "endTime")?;
-            let limit = limit(body, MAX_EVENTS)?;
-            let pattern = FilterPattern::parse(opt_str(body, "filterPattern")?.unwrap_or(""))?;
-            let from = position_token(body, "o/")?;
-            // A log-group action: AWS evaluates it on the group's ARN with an empty stream.
-            svc.authorize(caller, "logs:FilterLogEvents", &group_arn(&arn_prefix, group), &[], &[])?;
-            let logs = existing_group(logs, group)?;
-            // Every event of the chosen streams in the time range, oldest first (only the
-            // index: a few dozen bytes each); a token is a position in that order (events
-            // only ever join at its end). Then their bytes are read one by one from the
-            // token on, until the page is full or a call has read SCAN_BYTES: a pattern
-            // that matches little costs a few calls, never the server's memory.
-            let mut candidates = Vec::new();
-            for name in logs.sessions().map_err(io_error)? {
-                let chosen = match (&names, prefix) {
-                    (Some(names), _) => names.contains(&name.as_str()),
-                    (None, Some(p)) => name.starts_with(p),
-                    (None, None) => true,
-                };
-                if !chosen {
-                    continue;
-                }
-                let events = logs.events(&name).map_err(io_error)?.unwrap_or_default();
-                let name = std::sync::Arc::new(name);
-                for (index, event) in events.into_iter().enumerate() {
-                    if start_time.is_none_or(|t| event.timestamp >= t)
-                        && end_time.is_none_or(|t| event.timestamp < t)
-                    {
-                        candidates.push((event, std::sync::Arc::clone(&name), index));
-                    }
-                }
-            }
-            candidates.sort_by(|a, b| (a.0.timestamp, &a.1, a.2).cmp(&(b.0.timestamp, &b.1, b.2)));
-            let mut page = Vec::new();
-            let (mut page_bytes, mut scanned) = (0, 0);
-            let mut at = from.min(candidates.len());
-            while let Some((event, stream, index)) = candidates.get(at) {
-                if page.len() >= limit || page_bytes >= MAX_PAGE_BYTES || scanned >= SCAN_BYTES {
-                    break;
-                }
-                let bytes = logs
-                    .read(stream, std::slice::from_ref(event))
-                    .map_err(io_error)?
-                    .concat();
-                scanned += bytes.len() as u64;
-                let message = String::from_utf8_lossy(&bytes);
-                if pattern.matches(&message) {
-                    page_bytes += bytes.len() as u64;
-                    page.push(json!({
-                        "logStreamName": stream.as_str(),
-                        "timestamp": event.timestamp,
-                        "message": message,
-                        "ingestionTime": event.ingestion_time,
-                        "eventId": format!("{stream}/{index}"),
-                    }));
-                }
-                at += 1;
-            }
-            let mut out = serde_json::Map::new();
-            out.insert("events".into(), Value::Array(page));
-            out.insert("searchedLogStreams".into(), json!([]));
-            if at < candidates.len() {
-                out.insert("nextToken".into(), json!(format!("o/{at}")));
-            }
-            Ok(Value::Object(out))
-        }
-        "GetLogEvents" => {
-            let group = log_group(body, &arn_prefix)?;
-            let stream = req_str(body, "logStreamName")?;
-            let start_time = opt_i64(body, "startTime")?;
-            let end_time = opt_i64(body, "endTime")?;
-            let limit = limit(body, MAX_EVENTS)?;
-            let from_head = opt_bool(body, "startFromHead")?.unwrap_or(false);
-            let token = opt_str(body, "nextToken")?
-                .map(|t| Token::parse(t).ok_or_else(|| invalid("The specified nextToken is invalid.")))
-                .transpose()?;
-            svc.authorize(
-                caller,
-                "logs:GetLogEvents",
-                &format!("{arn_prefix}{group}:log-stream:{stream}"),
-                &[],
-                &[],
-            )?;
-            let logs = existing_group(logs, group)?;
-            let events = logs
-                .events(stream)
-                .map_err(io_error)?
-                .ok_or_else(|| not_found("The specified log stream does not exist."))?;
-            let events: Vec<Event> = events
-                .into_iter()
-                .filter(|e| start_time.is_none_or(|t| e.timestamp >= t))
-                .filter(|e| end_time.is_none_or(|t| e.timestamp < t))
-                .collect();
-            // A page is a range [first, last) of the (filtered) events.
-            let total = events.len();
-            let forward = match token {
-                Some(Token::Forward(at)) => Some(at.min(total)),
-                Some(Token::Backward(_)) => None,
-                None if from_head => Some(0),
-                None => None,
-            };
-            let (first, last) = match (forward, token) {
-                (Some(at), _) => {
-                    let last = page_end(&events, at, limit);
-                    (at, last)
-                }
-                (None, Some(Token::Backward(at))) => {
-                    let at = at.min(total);
-                    (page_start(&events, at, limit), at)
-                }
-                (None, _) => (page_start(&events, total, limit), total),
-            };
-            let page = events.get(first..last).unwrap_or_default();
-            let bytes = logs.read(stream, page).map_err(io_error)?;
-            let json_events: Vec<Value> = page
-                .iter()
-                .zip(bytes)
-                .map(|(e, bytes)| {
-                    json!({
-                        "timestamp": e.timestamp,
-                        "message": String::from_utf8_lossy(&bytes),
-                        "ingestionTime": e.ingestion_time,
-                    })
-                })
-                .collect();
-            Ok(json!({
-                "events": json_events,
-                "nextForwardToken": format!("f/{last:020}"),
-                "nextBackwardToken": format!("b/{first:020}"),
-            }))
-        }
+        "DescribeLogGroups" => describe_log_groups(svc, caller, body, logs, &arn_prefix),
+        "DescribeLogStreams" => describe_log_streams(svc, caller, body, logs, &arn_prefix),
+        "FilterLogEvents" => filter_log_events(svc, caller, body, logs, &arn_prefix),
+        "GetLogEvents" => get_log_events(svc, caller, body, logs, &arn_prefix),
         _ => Err(Error::invalid(
             "UnknownOperationException",
             format!(
@@ -280,6 +55,275 @@ pub fn handle(
             ),
         )),
     }
+}
+
+fn describe_log_groups(
+    svc: &Service,
+    caller: &Caller,
+    body: &Value,
+    logs: Option<&SessionLogs>,
+    arn_prefix: &str,
+) -> Result<Value> {
+    let prefix = opt_str(body, "logGroupNamePrefix")?.unwrap_or("");
+    let pattern = opt_str(body, "logGroupNamePattern")?;
+    if !prefix.is_empty() && pattern.is_some() {
+        return Err(invalid(
+            "logGroupNamePrefix and logGroupNamePattern are mutually exclusive.",
+        ));
+    }
+    let limit = limit(body, MAX_STREAMS)?;
+    svc.authorize(
+        caller,
+        "logs:DescribeLogGroups",
+        &format!("{arn_prefix}:log-stream:"),
+        &[],
+        &[],
+    )?;
+    let shown = logs.is_some()
+        && limit > 0
+        && LOG_GROUP.starts_with(prefix)
+        && pattern.is_none_or(|p| LOG_GROUP.contains(p));
+    let groups: Vec<Value> = shown
+        .then(|| {
+            json!({
+                "logGroupName": LOG_GROUP,
+                "creationTime": svc.account().created * 1000,
+                "metricFilterCount": 0,
+                "arn": format!("{arn_prefix}{LOG_GROUP}:*"),
+                "logGroupArn": format!("{arn_prefix}{LOG_GROUP}"),
+                "storedBytes": 0,
+                "logGroupClass": "STANDARD",
+            })
+        })
+        .into_iter()
+        .collect();
+    Ok(json!({ "logGroups": groups }))
+}
+
+fn describe_log_streams(
+    svc: &Service,
+    caller: &Caller,
+    body: &Value,
+    logs: Option<&SessionLogs>,
+    arn_prefix: &str,
+) -> Result<Value> {
+    let group = log_group(body, arn_prefix)?;
+    let prefix = opt_str(body, "logStreamNamePrefix")?;
+    let by_time = match opt_str(body, "orderBy")? {
+        None | Some("LogStreamName") => false,
+        Some("LastEventTime") => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "orderBy must be LogStreamName or LastEventTime, not {other}."
+            )))
+        }
+    };
+    if by_time && prefix.is_some() {
+        return Err(invalid(
+            "Cannot order by LastEventTime with a logStreamNamePrefix.",
+        ));
+    }
+    let descending = opt_bool(body, "descending")?.unwrap_or(false);
+    let limit = limit(body, MAX_STREAMS)?;
+    let from = position_token(body, "s/")?;
+    // A log-group action: AWS evaluates it on the group's ARN with an empty stream.
+    svc.authorize(
+        caller,
+        "logs:DescribeLogStreams",
+        &group_arn(arn_prefix, group),
+        &[],
+        &[],
+    )?;
+    let logs = existing_group(logs, group)?;
+    let mut streams = Vec::new();
+    for name in logs.sessions().map_err(io_error)? {
+        if prefix.is_some_and(|p| !name.starts_with(p)) {
+            continue;
+        }
+        let events = logs.events(&name).map_err(io_error)?.unwrap_or_default();
+        streams.push((name, events));
+    }
+    if by_time {
+        streams
+            .sort_by_key(|(name, events)| (events.last().map_or(0, |e| e.timestamp), name.clone()));
+    }
+    if descending {
+        streams.reverse();
+    }
+    let page: Vec<Value> = streams
+        .iter()
+        .skip(from)
+        .take(limit)
+        .map(|(name, events)| stream_json(arn_prefix, group, name, events))
+        .collect();
+    let next = from + page.len();
+    let mut out = serde_json::Map::new();
+    out.insert("logStreams".into(), Value::Array(page));
+    if next < streams.len() {
+        out.insert("nextToken".into(), json!(format!("s/{next}")));
+    }
+    Ok(Value::Object(out))
+}
+
+fn filter_log_events(
+    svc: &Service,
+    caller: &Caller,
+    body: &Value,
+    logs: Option<&SessionLogs>,
+    arn_prefix: &str,
+) -> Result<Value> {
+    let group = log_group(body, arn_prefix)?;
+    let names = opt_str_list(body, "logStreamNames")?;
+    let prefix = opt_str(body, "logStreamNamePrefix")?;
+    if names.is_some() && prefix.is_some() {
+        return Err(invalid(
+            "logStreamNames and logStreamNamePrefix are mutually exclusive.",
+        ));
+    }
+    let start_time = opt_i64(body, "startTime")?;
+    let end_time = opt_i64(body, "endTime")?;
+    let limit = limit(body, MAX_EVENTS)?;
+    let pattern = FilterPattern::parse(opt_str(body, "filterPattern")?.unwrap_or(""))?;
+    let from = position_token(body, "o/")?;
+    // A log-group action: AWS evaluates it on the group's ARN with an empty stream.
+    svc.authorize(
+        caller,
+        "logs:FilterLogEvents",
+        &group_arn(arn_prefix, group),
+        &[],
+        &[],
+    )?;
+    let logs = existing_group(logs, group)?;
+    // Every event of the chosen streams in the time range, oldest first (only the
+    // index: a few dozen bytes each); a token is a position in that order (events
+    // only ever join at its end). Then their bytes are read one by one from the
+    // token on, until the page is full or a call has read SCAN_BYTES: a pattern
+    // that matches little costs a few calls, never the server's memory.
+    let mut candidates = Vec::new();
+    for name in logs.sessions().map_err(io_error)? {
+        let chosen = match (&names, prefix) {
+            (Some(names), _) => names.contains(&name.as_str()),
+            (None, Some(p)) => name.starts_with(p),
+            (None, None) => true,
+        };
+        if !chosen {
+            continue;
+        }
+        let events = logs.events(&name).map_err(io_error)?.unwrap_or_default();
+        let name = std::sync::Arc::new(name);
+        for (index, event) in events.into_iter().enumerate() {
+            if start_time.is_none_or(|t| event.timestamp >= t)
+                && end_time.is_none_or(|t| event.timestamp < t)
+            {
+                candidates.push((event, std::sync::Arc::clone(&name), index));
+            }
+        }
+    }
+    candidates.sort_by(|a, b| (a.0.timestamp, &a.1, a.2).cmp(&(b.0.timestamp, &b.1, b.2)));
+    let mut page = Vec::new();
+    let (mut page_bytes, mut scanned) = (0, 0);
+    let mut at = from.min(candidates.len());
+    while let Some((event, stream, index)) = candidates.get(at) {
+        if page.len() >= limit || page_bytes >= MAX_PAGE_BYTES || scanned >= SCAN_BYTES {
+            break;
+        }
+        let bytes = logs
+            .read(stream, std::slice::from_ref(event))
+            .map_err(io_error)?
+            .concat();
+        scanned += bytes.len() as u64;
+        let message = String::from_utf8_lossy(&bytes);
+        if pattern.matches(&message) {
+            page_bytes += bytes.len() as u64;
+            page.push(json!({
+                "logStreamName": stream.as_str(),
+                "timestamp": event.timestamp,
+                "message": message,
+                "ingestionTime": event.ingestion_time,
+                "eventId": format!("{stream}/{index}"),
+            }));
+        }
+        at += 1;
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("events".into(), Value::Array(page));
+    out.insert("searchedLogStreams".into(), json!([]));
+    if at < candidates.len() {
+        out.insert("nextToken".into(), json!(format!("o/{at}")));
+    }
+    Ok(Value::Object(out))
+}
+
+fn get_log_events(
+    svc: &Service,
+    caller: &Caller,
+    body: &Value,
+    logs: Option<&SessionLogs>,
+    arn_prefix: &str,
+) -> Result<Value> {
+    let group = log_group(body, arn_prefix)?;
+    let stream = req_str(body, "logStreamName")?;
+    let start_time = opt_i64(body, "startTime")?;
+    let end_time = opt_i64(body, "endTime")?;
+    let limit = limit(body, MAX_EVENTS)?;
+    let from_head = opt_bool(body, "startFromHead")?.unwrap_or(false);
+    let token = opt_str(body, "nextToken")?
+        .map(|t| Token::parse(t).ok_or_else(|| invalid("The specified nextToken is invalid.")))
+        .transpose()?;
+    svc.authorize(
+        caller,
+        "logs:GetLogEvents",
+        &format!("{arn_prefix}{group}:log-stream:{stream}"),
+        &[],
+        &[],
+    )?;
+    let logs = existing_group(logs, group)?;
+    let events = logs
+        .events(stream)
+        .map_err(io_error)?
+        .ok_or_else(|| not_found("The specified log stream does not exist."))?;
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter(|e| start_time.is_none_or(|t| e.timestamp >= t))
+        .filter(|e| end_time.is_none_or(|t| e.timestamp < t))
+        .collect();
+    // A page is a range [first, last) of the (filtered) events.
+    let total = events.len();
+    let forward = match token {
+        Some(Token::Forward(at)) => Some(at.min(total)),
+        Some(Token::Backward(_)) => None,
+        None if from_head => Some(0),
+        None => None,
+    };
+    let (first, last) = match (forward, token) {
+        (Some(at), _) => {
+            let last = page_end(&events, at, limit);
+            (at, last)
+        }
+        (None, Some(Token::Backward(at))) => {
+            let at = at.min(total);
+            (page_start(&events, at, limit), at)
+        }
+        (None, _) => (page_start(&events, total, limit), total),
+    };
+    let page = events.get(first..last).unwrap_or_default();
+    let bytes = logs.read(stream, page).map_err(io_error)?;
+    let json_events: Vec<Value> = page
+        .iter()
+        .zip(bytes)
+        .map(|(e, bytes)| {
+            json!({
+                "timestamp": e.timestamp,
+                "message": String::from_utf8_lossy(&bytes),
+                "ingestionTime": e.ingestion_time,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "events": json_events,
+        "nextForwardToken": format!("f/{last:020}"),
+        "nextBackwardToken": format!("b/{first:020}"),
+    }))
 }
 
 /// CloudWatch Logs' filter pattern for unstructured text, the part of it that fits
@@ -471,14 +515,6 @@ fn limit(body: &Value, max: usize) -> Result<usize> {
     }
 }
 
-fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(serialization(field, "a string")),
-    }
-}
-
 fn opt_str_list<'a>(body: &'a Value, field: &str) -> Result<Option<Vec<&'a str>>> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -486,11 +522,11 @@ fn opt_str_list<'a>(body: &'a Value, field: &str) -> Result<Option<Vec<&'a str>>
             .iter()
             .map(|v| {
                 v.as_str()
-                    .ok_or_else(|| serialization(field, "a list of strings"))
+                    .ok_or_else(|| type_error(field, "a list of strings"))
             })
             .collect::<Result<Vec<_>>>()
             .map(Some),
-        Some(_) => Err(serialization(field, "a list of strings")),
+        Some(_) => Err(type_error(field, "a list of strings")),
     }
 }
 
@@ -506,7 +542,7 @@ fn opt_bool(body: &Value, field: &str) -> Result<Option<bool>> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(serialization(field, "true or false")),
+        Some(_) => Err(type_error(field, "true or false")),
     }
 }
 
@@ -517,15 +553,8 @@ fn opt_i64(body: &Value, field: &str) -> Result<Option<i64>> {
             .as_i64()
             .filter(|n| *n >= 0)
             .map(Some)
-            .ok_or_else(|| serialization(field, "milliseconds since the epoch")),
+            .ok_or_else(|| type_error(field, "milliseconds since the epoch")),
     }
-}
-
-fn serialization(field: &str, want: &str) -> Error {
-    Error::invalid(
-        "SerializationException",
-        format!("`{field}` must be {want}"),
-    )
 }
 
 fn invalid(message: impl Into<String>) -> Error {

@@ -80,27 +80,48 @@ impl Metrics {
 }
 
 fn render_channels(out: &mut String, c: &ChannelFigures) {
-    let gauges = [
+    let single = [
         (
             "portcullis_agents_connected",
+            "gauge",
             "Nodes whose agent holds a control channel to this server.",
             c.agents_connected,
         ),
         (
             "portcullis_session_clients_attached",
+            "gauge",
             "Sessions with a client data channel attached.",
             c.clients_attached,
         ),
         (
             "portcullis_session_agents_attached",
+            "gauge",
             "Sessions with the agent's data channel attached.",
             c.agent_channels_attached,
         ),
+        (
+            "portcullis_data_channels_refused_total",
+            "counter",
+            "Client data channels refused: no, a used, an expired or another session's token.",
+            c.refused_data_channels,
+        ),
+        (
+            "portcullis_session_log_bytes_total",
+            "counter",
+            "Bytes of session output written to session logs.",
+            c.session_log_bytes,
+        ),
+        (
+            "portcullis_session_log_write_failures_total",
+            "counter",
+            "Session log writes that failed (each stops its session's log; the session goes on).",
+            c.session_log_failures,
+        ),
     ];
-    for (name, help, value) in gauges {
+    for (name, kind, help, value) in single {
         let _ = writeln!(
             out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
     let relayed = [
@@ -125,31 +146,6 @@ fn render_channels(out: &mut String, c: &ChannelFigures) {
              {name}{{direction=\"to_client\"}} {to_client}"
         );
     }
-    let logs = [
-        (
-            "portcullis_session_log_bytes_total",
-            "Bytes of session output written to session logs.",
-            c.session_log_bytes,
-        ),
-        (
-            "portcullis_session_log_write_failures_total",
-            "Session log writes that failed (each stops its session's log; the session goes on).",
-            c.session_log_failures,
-        ),
-    ];
-    for (name, help, value) in logs {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
-    }
-    let name = "portcullis_data_channels_refused_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Client data channels refused: no, a used, an expired or another \
-         session's token.\n# TYPE {name} counter\n{name} {}",
-        c.refused_data_channels
-    );
 }
 
 fn escape(s: &str) -> String {

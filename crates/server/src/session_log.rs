@@ -78,17 +78,11 @@ impl SessionLogs {
     /// dropped (the session's relay is gone), then writes what is left.
     pub fn recorder(&self, session: &str) -> Option<Recorder> {
         let path = self.path(session)?;
-        // A log begun by an earlier run of the server: its messages went on counting while
-        // the server was down, so it goes on from the first one it is sent.
-        let order = match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() > 0 => InOrder::continuing(),
-            _ => InOrder::default(),
-        };
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
             path,
             counts: Arc::clone(&self.counts),
-            order,
+            order: InOrder::default(),
             frames: rx,
             pending: Vec::new(),
             arrived: None,
@@ -141,6 +135,15 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
+        // A log begun by an earlier run of the server: its messages went on counting while
+        // the server was down, so it goes on from the first one it is sent. (Looked at here,
+        // not where the recorder is made: that is under the relay's lock.)
+        if tokio::fs::metadata(&self.path)
+            .await
+            .is_ok_and(|meta| meta.len() > 0)
+        {
+            self.order = InOrder::continuing();
+        }
         let mut batch = Vec::new();
         let mut open = true;
         while open {
@@ -302,11 +305,12 @@ impl SessionLogs {
         let Some(path) = self.path(session) else {
             return Ok(None);
         };
-        let len = match std::fs::metadata(&path) {
-            Ok(meta) => meta.len(),
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
+        let len = meta.len();
         let index = match std::fs::read(path.with_extension("idx")) {
             Ok(index) => index,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -334,7 +338,7 @@ impl SessionLogs {
         }
         if len > start {
             // Written, not indexed (a crash between the two): the rest, at the log's time.
-            let modified = std::fs::metadata(&path)?
+            let modified = meta
                 .modified()
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

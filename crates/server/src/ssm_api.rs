@@ -15,7 +15,8 @@ pub struct Endpoint<'a> {
     pub state: &'a std::sync::Arc<crate::AppState>,
 }
 
-fn type_error(field: &str, want: &str) -> Error {
+/// A JSON 1.1 field of the wrong type (`SerializationException`, as AWS's JSON services).
+pub(crate) fn type_error(field: &str, want: &str) -> Error {
     Error::invalid(
         "SerializationException",
         format!("`{field}` must be {want}"),
@@ -37,7 +38,8 @@ fn lower_first(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>> {
+/// An optional string field of a JSON 1.1 body.
+pub(crate) fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
